@@ -65,7 +65,7 @@ sanity: venv
 	  mkdir -p $(HOME)/.ansible/test/cache; \
 	  install -m 0644 mk/ansible-test-get-pip.py $(HOME)/.ansible/test/cache/get_pip_$${pipver//./_}.py
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_TREE)
-	git ls-files -co --exclude-standard | grep -Ev '^(tests/lab|tests/bench|collections|mk|\.ci)/' | grep -Ev '^(Makefile|pyproject\.toml)$$' \
+	git ls-files -co --exclude-standard | grep -Ev '^(tests/lab|tests/bench|extensions/molecule|collections|mk|\.ci)/' | grep -Ev '^(Makefile|pyproject\.toml)$$' \
 	  | while read -r f; do [ -e "$$f" ] && printf '%s\n' "$$f"; done | tar -cf - -T - | tar -xf - -C $(SANITY_TREE)
 	cd $(SANITY_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 

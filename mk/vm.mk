@@ -1,0 +1,24 @@
+# The lab's dm-crypt VM (qemu/TCG + swtpm): see docs/lab.md, "The dm-crypt VM".
+VM_LAB := tests/lab/vm
+
+.PHONY: lab-vm-up lab-vm-down lab-vm-check test-vm test-vm-full
+lab-vm-up:
+	$(VM_LAB)/up.sh
+
+lab-vm-down:
+	$(VM_LAB)/down.sh
+
+# Issue 3, acceptance 3: ssh, dm-crypt and the software TPM answer in the VM.
+lab-vm-check:
+	$(VM_LAB)/check.sh
+
+# In `make test`: boot the VM, run the VM checks, always tear it down.
+test-vm: venv
+	@trap '$(VM_LAB)/down.sh' EXIT; $(VM_LAB)/up.sh && $(VM_LAB)/check.sh
+
+# The disk-encryption scenario on the VM (issue 6); slower under TCG.
+test-vm-full: venv
+	@trap '$(VM_LAB)/down.sh' EXIT; $(VM_LAB)/up.sh && $(VM_LAB)/check.sh \
+	  && $(VM_LAB)/run-disk-encryption.sh
+
+TEST_TARGETS += test-vm

@@ -1,0 +1,257 @@
+# Copyright: edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: fleet
+short_description: Edge fleet registry as inventory, with validation and overlay assignment
+version_added: 0.1.0
+author: edgefleet.k8s contributors (@edgefleet)
+description:
+  - Reads a fleet registry of edge sites (each site is one K3s or K0s cluster) from a C(*.fleet.yml) or
+    C(*.fleet.yaml) configuration file. The registry is inline in that file, or in YAML/JSON files and
+    directories of site files named by O(sources), relative to the configuration file.
+  - Validates the whole registry before anything runs and raises one error that lists every problem, each
+    naming the file, site, node and key, what was found and what is allowed.
+  - Publishes groups (V(edgefleet), V(cluster_<site>), V(region_<r>), V(model_<m>), V(channel_<c>), V(k3s), V(k0s),
+    V(servers), V(agents), V(k3s_servers), V(k3s_agents), V(k0s_controllers), V(k0s_workers)) and the host vars of the
+    edgefleet.k8s inventory contract, including the resolved Kustomize overlays and the GitOps path of each cluster.
+  - Registry files are parsed with the libyaml safe loader (or JSON) directly, not through Ansible's data loader.
+    Fleet facts are data, and a fact holding template markers is never templated. Strings under a site's or node's
+    C(vars) are trusted as templates, like values in a YAML inventory.
+  - The schema is described in the collection's C(docs/fleet-schema.md), overlay rules in C(docs/overlays.md).
+options:
+  plugin:
+    description: Marks this file as a configuration for this plugin.
+    required: true
+    type: str
+    choices: ["edgefleet.k8s.fleet"]
+  sources:
+    description:
+      - Registry files (C(.yml), C(.yaml), C(.json)) and directories of them, relative to this file.
+      - A directory is read recursively in sorted order; hidden files and directories are skipped.
+      - A source document is a registry mapping (C(defaults), C(overlays), C(sites)), one site (a mapping
+        with C(name) and C(nodes)), or a list of sites.
+    type: list
+    elements: str
+    default: []
+  defaults:
+    description:
+      - Fleet-wide settings that every site inherits and may override
+        (region, model, channel, distribution, version, datastore, datastore_endpoint, arch, gitops, labels, vars).
+      - May be given once, here or in one source document.
+    type: dict
+  overlays:
+    description:
+      - Overlay rules (base, components_dir, clusters_dir, exclusive, rules). May be given once, here or in one source.
+    type: dict
+  sites:
+    description: Sites given inline, in addition to those from O(sources).
+    type: list
+    elements: dict
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+"""
+
+EXAMPLES = r"""
+# inventories/prod/prod.fleet.yml: registry in a directory of site files
+plugin: edgefleet.k8s.fleet
+sources:
+  - sites/
+defaults:
+  distribution: k3s
+  version: v1.31.4+k3s1
+  datastore: sqlite
+  arch: arm64
+  gitops:
+    engine: flux
+    repo: ssh://git@git.example.internal/fleet/clusters.git
+    branch: main
+overlays:
+  rules:
+    - slot: region
+      match: {region: eu-west}
+      overlay: region-eu-west
+    - slot: model
+      match: {model: [rpi4, rpi5]}
+      overlay: model-raspberry
+
+# the same, inline, with a constructed group on top
+plugin: edgefleet.k8s.fleet
+defaults:
+  version: v1.31.4+k3s1
+  region: eu-west
+  model: rpi4
+  channel: stable
+  gitops: {engine: none}
+sites:
+  - name: berlin-01
+    nodes:
+      - {name: berlin-01-a, address: 192.0.2.10, role: server}
+      - {name: berlin-01-b, address: 192.0.2.11, role: agent}
+groups:
+  pilots: edgefleet_labels.ring | default('') == 'pilot'
+"""
+
+import os
+import typing as t
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import FleetError, Problems, did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_sources import expand_sources, load_file, stamp
+from ansible_collections.edgefleet.k8s.plugins.module_utils.fleet_schema import PUBLISHED_VARS, build_plan
+
+try:
+    from ansible.template import trust_as_template as _trust_str
+except ImportError:  # ansible-core < 2.19: no template trust
+
+    def _trust_str(value: t.Any) -> t.Any:
+        return value
+
+
+_CACHE_FORMAT = 1
+_REGISTRY_OPTIONS = ("defaults", "overlays", "sites")
+
+
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+# Node-level published values repeat across the fleet (roles, arches): trust each distinct string once.
+_MEMO_KEYS = frozenset(("edgefleet_node_role", "edgefleet_arch"))
+
+
+def _trust(value: t.Any, templates: bool) -> t.Any:
+    """Mark strings trusted. Fleet facts (templates=False) are trusted only when they hold no template
+    markers, so they render as plain strings but can never be templated; vars: values are templates."""
+    if isinstance(value, str):
+        if templates or not any(m in value for m in _TEMPLATE_MARKERS):
+            return _trust_str(value)
+        return value
+    if isinstance(value, dict):
+        return {k: _trust(v, templates) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trust(v, templates) for v in value]
+    return value
+
+
+def _trusted_vars(variables: dict[str, t.Any], memo: dict[str, t.Any]) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {}
+    for key, value in variables.items():
+        if key in _MEMO_KEYS and isinstance(value, str):
+            trusted = memo.get(value)
+            if trusted is None:
+                trusted = memo[value] = _trust(value, False)
+            out[key] = trusted
+        else:
+            out[key] = _trust(value, key not in PUBLISHED_VARS)
+    return out
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: ignore[misc]
+    NAME = "edgefleet.k8s.fleet"
+
+    def verify_file(self, path: str) -> bool:
+        return bool(super().verify_file(path)) and path.endswith((".fleet.yml", ".fleet.yaml"))
+
+    def parse(self, inventory: t.Any, loader: t.Any, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache=cache)
+        config = self._read_config_data(path)
+        problems = Problems()
+        unknown = [k for k in config if k != "plugin" and k not in self._options]
+        for key in unknown:
+            problems.error(
+                path,
+                None,
+                None,
+                str(key),
+                f"unknown key in the fleet file{did_you_mean(str(key), self._options)}; allowed: plugin, "
+                + ", ".join(sorted(self._options)),
+            )
+        sources = self.get_option("sources") or []
+        files = expand_sources(os.path.dirname(os.path.abspath(path)), sources, problems, path)
+        if problems.errors:
+            raise AnsibleParserError(str(FleetError(problems.errors)))
+
+        cache_key = self.get_cache_key(path)
+        use_cache = bool(self.get_option("cache"))
+        source_stamp = stamp([os.path.abspath(path), *files])
+        plan: dict[str, t.Any] | None = None
+        if use_cache and cache:
+            try:
+                cached = self._cache[cache_key]
+            except KeyError:
+                cached = None
+            if (
+                isinstance(cached, dict)
+                and cached.get("format") == _CACHE_FORMAT
+                and cached.get("stamp") == source_stamp
+            ):
+                plan = cached.get("plan")
+        if plan is None:
+            plan = self._build(path, config, files)
+            if use_cache:
+                self._cache[cache_key] = {"format": _CACHE_FORMAT, "stamp": source_stamp, "plan": plan}
+        self._populate(plan)
+
+    def _build(self, path: str, config: dict[str, t.Any], files: list[str]) -> dict[str, t.Any]:
+        problems = Problems()
+        documents: list[tuple[str, t.Any]] = []
+        if any(config.get(k) is not None for k in _REGISTRY_OPTIONS):
+            # Re-read the registry part as plain data (no origin tags, no template trust), like the sources.
+            raw = load_file(path, problems)
+            if isinstance(raw, dict):
+                documents.append((path, {k: raw[k] for k in _REGISTRY_OPTIONS if raw.get(k) is not None}))
+        for file in files:
+            data = load_file(file, problems)
+            if data is not None:
+                documents.append((file, data))
+        try:
+            problems.raise_if_errors()
+            plan, warnings = build_plan(documents)
+        except FleetError as exc:
+            raise AnsibleParserError(str(exc)) from None
+        for warning in warnings:
+            self.display.warning(f"edgefleet.k8s.fleet: {warning}")
+        return plan
+
+    def _populate(self, plan: dict[str, t.Any]) -> None:
+        # Bypass the per-variable inspection proxy: the plan is validated plain data, and copying and
+        # tagging every value of 100k hosts is what makes generic inventories slow.
+        inv: t.Any = getattr(self.inventory, "__wrapped__", self.inventory)
+        for group in plan["groups"]:
+            inv.add_group(group)
+        compose = self.get_option("compose")
+        cgroups = self.get_option("groups")
+        keyed = self.get_option("keyed_groups")
+        strict = self.get_option("strict")
+        construct = bool(compose or cgroups or keyed)
+        hosts = inv.hosts
+        groups = inv.groups
+        memo: dict[str, t.Any] = {}
+        for site in plan["sites"]:
+            site_vars = _trusted_vars(site["vars"], memo)
+            # groups are [edgefleet, cluster_<site>, region_.., model_.., channel_.., distribution, extra...]
+            cluster_group = site["groups"][1]
+            for group in site["groups"]:
+                inv.add_group(group)
+            # Group objects are looked up once per site; membership goes through Group.add_host, which keeps
+            # host and group in step. One public add_child per host keeps InventoryData's own caches right.
+            site_groups = [groups[g] for g in site["groups"][2:]]
+            role_groups = {key: [groups[g] for g in key] for key in {tuple(n["groups"]) for n in site["nodes"]}}
+            for node in site["nodes"]:
+                name = node["name"]
+                inv.add_host(name, group=cluster_group)
+                host = hosts[name]
+                host_vars = host.vars
+                host_vars.update(site_vars)
+                host_vars.update(_trusted_vars(node["vars"], memo))
+                inv.add_child("edgefleet", name)
+                for group_obj in site_groups:
+                    group_obj.add_host(host)
+                for group_obj in role_groups[tuple(node["groups"])]:
+                    group_obj.add_host(host)
+                if construct:
+                    self._set_composite_vars(compose, host_vars, name, strict=strict)
+                    self._add_host_to_composed_groups(cgroups, host_vars, name, strict=strict)
+                    self._add_host_to_keyed_groups(keyed, host_vars, name, strict=strict)

@@ -1,0 +1,124 @@
+# Copyright: edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Problem collection for fleet validation: every problem names file, site, node and key."""
+
+from __future__ import annotations
+
+import difflib
+import typing as t
+
+
+class Problem:
+    """One thing wrong (or worth a warning) in a fleet registry."""
+
+    __slots__ = ("file", "key", "message", "node", "site")
+
+    def __init__(self, file: str, site: str | None, node: str | None, key: str, message: str) -> None:
+        self.file = file
+        self.site = site
+        self.node = node
+        self.key = key
+        self.message = message
+
+    def __str__(self) -> str:
+        where = [self.file or "<fleet>"]
+        if self.site is not None:
+            where.append(f"site {self.site!r}")
+        if self.node is not None:
+            where.append(f"node {self.node!r}")
+        return f"{', '.join(where)}: {self.key}: {self.message}"
+
+
+class FleetError(Exception):
+    """Raised with every error found; the caller turns it into AnsibleParserError."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = [f"{len(problems)} problem(s) in the fleet registry:"]
+        lines.extend(f"  - {p}" for p in problems)
+        super().__init__("\n".join(lines))
+
+
+def describe(value: object) -> str:
+    """A short, safe rendering of a found value for messages."""
+    if isinstance(value, str):
+        text = repr(value)
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = f"{value!r} ({type(value).__name__})"
+    elif isinstance(value, dict):
+        text = f"a mapping with keys {sorted(str(k) for k in value)[:8]}"
+    elif isinstance(value, list):
+        text = f"a list of {len(value)} item(s)"
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def did_you_mean(word: str, choices: t.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Problems:
+    """Collects errors and warnings; raise_if_errors() ends validation with all of them."""
+
+    def __init__(self) -> None:
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def error(self, file: str, site: str | None, node: str | None, key: str, message: str) -> None:
+        self.errors.append(Problem(file, site, node, key, message))
+
+    def warning(self, file: str, site: str | None, node: str | None, key: str, message: str) -> None:
+        self.warnings.append(Problem(file, site, node, key, message))
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise FleetError(self.errors)
+
+
+class Ctx:
+    """Where we are while validating: file, site, node and the key path prefix."""
+
+    __slots__ = ("file", "node", "prefix", "problems", "site")
+
+    def __init__(
+        self, problems: Problems, file: str, site: str | None = None, node: str | None = None, prefix: str = ""
+    ):
+        self.problems = problems
+        self.file = file
+        self.site = site
+        self.node = node
+        self.prefix = prefix
+
+    def key(self, key: str) -> str:
+        if not key:
+            return self.prefix.rstrip(".") or "(document)"
+        return f"{self.prefix}{key}" if self.prefix else key
+
+    def sub(self, prefix: str, site: str | None = None, node: str | None = None) -> Ctx:
+        return Ctx(
+            self.problems,
+            self.file,
+            self.site if site is None else site,
+            self.node if node is None else node,
+            self.key(prefix),
+        )
+
+    def error(self, key: str, message: str) -> None:
+        self.problems.error(self.file, self.site, self.node, self.key(key), message)
+
+    def warning(self, key: str, message: str) -> None:
+        self.problems.warning(self.file, self.site, self.node, self.key(key), message)
+
+    def bad_value(self, key: str, found: object, allowed: str, hint: str = "") -> None:
+        self.error(key, f"found {describe(found)}, allowed: {allowed}{hint}")
+
+    def check_keys(self, data: dict[t.Any, t.Any], allowed: t.Collection[str], what: str) -> None:
+        for key in data:
+            if key not in allowed:
+                name = str(key)
+                self.error(
+                    name,
+                    f"unknown key in {what}{did_you_mean(name, allowed)}; allowed: {', '.join(sorted(allowed))}",
+                )

@@ -1,0 +1,427 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pull-mode GitOps registration: the objects that bind one cluster to its fleet path.
+
+Everything here is pure data in, data out (no Ansible, no API client), so it is
+unit-tested directly. ``gitops_registration`` (the module) and the integration
+tests call it; the API side lives in ``_gitops_api.py``, the air-gap engine
+bundle in ``_gitops_bundle.py``, the deploy key in ``_gitops_keys.py``.
+
+Field names follow the upstream CRDs: Flux ``source.toolkit.fluxcd.io/v1``
+``GitRepository`` and ``kustomize.toolkit.fluxcd.io/v1`` ``Kustomization``;
+Argo CD ``argoproj.io/v1alpha1`` ``Application``; the argocd-agent
+``argocd-agent-params`` ConfigMap keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+ENGINES = ("flux", "argocd")
+DISTRIBUTIONS = ("k3s", "k0s")
+DELIVERIES = ("manifests", "api")
+
+FIELD_MANAGER = "edgefleet"
+LABEL_PREFIX = "edgefleet.io/"
+IDENTITY_NAMESPACE = "edgefleet-system"
+IDENTITY_NAME = "cluster-identity"
+SUBSTITUTE_NAME = "edgefleet-cluster-vars"
+REGISTRATION_FILE = "edgefleet-gitops.yaml"
+ENGINE_FILE_PREFIX = "edgefleet-gitops-engine-"
+
+# Where each distribution applies manifests by itself (no API call needed).
+MANIFEST_DIRS = {
+    "k3s": "/var/lib/rancher/k3s/server/manifests",
+    "k0s": "/var/lib/k0s/manifests/edgefleet-gitops",
+}
+
+# The keys of a Secret's payload that must never reach output or a diff.
+SECRET_KEYS = frozenset({"identity", "sshPrivateKey", "password", "bearerToken", "data", "stringData"})
+
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_GIT_URL = re.compile(r"^(ssh://|https://|http://|git@[^:]+:)")
+_HOSTPORT = re.compile(r"^[A-Za-z0-9.-]+$")
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What the inventory published for one cluster (see docs/architecture.md)."""
+
+    cluster: str
+    path: str
+    overlays: tuple[str, ...] = ()
+    site: str = ""
+    region: str = ""
+    model: str = ""
+    channel: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RepoSettings:
+    url: str
+    branch: str = "main"
+    known_hosts: str = ""
+
+    @property
+    def is_ssh(self) -> bool:
+        return self.url.startswith("ssh://") or self.url.startswith("git@")
+
+
+@dataclass(frozen=True)
+class FluxSettings:
+    """Flux objects, tuned for links that drop for hours: poll rarely, retry soon."""
+
+    namespace: str = "flux-system"
+    name: str = "edgefleet-fleet"
+    source_interval: str = "10m"
+    source_timeout: str = "60s"
+    interval: str = "10m"
+    retry_interval: str = "2m"
+    timeout: str = "5m"
+    prune: bool = True
+    wait: bool = False
+    substitute: bool = True
+
+
+@dataclass(frozen=True)
+class ArgoSettings:
+    namespace: str = "argocd"
+    project: str = "default"
+    destination_namespace: str = "default"
+    prune: bool = True
+    self_heal: bool = True
+    retry_limit: int = -1
+    backoff_duration: str = "30s"
+    backoff_factor: int = 2
+    backoff_max_duration: str = "10m"
+    agent_hub: str = ""
+    agent_hub_port: int = 443
+    agent_mode: str = "autonomous"
+
+
+@dataclass(frozen=True)
+class DeployKey:
+    """An SSH deploy key: OpenSSH private key text and its one-line public key."""
+
+    private_openssh: str
+    public_openssh: str
+
+    @property
+    def fingerprint(self) -> str:
+        return "sha256:" + hashlib.sha256(self.public_openssh.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate(
+    engine: str,
+    facts: ClusterFacts,
+    repo: RepoSettings,
+    flux: FluxSettings,
+    argo: ArgoSettings,
+) -> list[str]:
+    """Every problem with the inputs, each naming the key, what was found and what is allowed."""
+    problems: list[str] = []
+    if engine not in ENGINES:
+        problems.append(f"engine: found {engine!r}, allowed: {', '.join(ENGINES)}")
+    if not _DNS1123.match(facts.cluster or ""):
+        problems.append(f"cluster: found {facts.cluster!r}, allowed: a DNS-1123 label (a-z, 0-9, '-', max 63)")
+    path = facts.path or ""
+    if not path or path.startswith("/") or ".." in path.split("/"):
+        problems.append(f"path: found {path!r}, allowed: a relative path in the fleet repo, e.g. clusters/<cluster>")
+    if not _GIT_URL.match(repo.url or ""):
+        problems.append(f"repo_url: found {repo.url!r}, allowed: an ssh://, git@host:, https:// or http:// Git URL")
+    if not repo.branch or any(c in repo.branch for c in " ~^:?*[\\"):
+        problems.append(f"branch: found {repo.branch!r}, allowed: a Git branch name")
+    for key, value in (
+        ("flux.source_interval", flux.source_interval),
+        ("flux.source_timeout", flux.source_timeout),
+        ("flux.interval", flux.interval),
+        ("flux.retry_interval", flux.retry_interval),
+        ("flux.timeout", flux.timeout),
+        ("argocd.backoff_duration", argo.backoff_duration),
+        ("argocd.backoff_max_duration", argo.backoff_max_duration),
+    ):
+        if not _DURATION.match(value or ""):
+            problems.append(f"{key}: found {value!r}, allowed: a Go duration such as 30s, 2m, 1h")
+    names = (("flux.namespace", flux.namespace), ("flux.name", flux.name), ("argocd.namespace", argo.namespace))
+    for key, value in names:
+        if not _DNS1123.match(value or ""):
+            problems.append(f"{key}: found {value!r}, allowed: a DNS-1123 label")
+    if argo.agent_mode not in ("autonomous", "managed"):
+        problems.append(f"argocd.agent_mode: found {argo.agent_mode!r}, allowed: autonomous, managed")
+    if argo.agent_hub and not _HOSTPORT.match(argo.agent_hub):
+        problems.append(f"argocd.agent_hub: found {argo.agent_hub!r}, allowed: a host name or address")
+    if not 1 <= argo.agent_hub_port <= 65535:
+        problems.append(f"argocd.agent_hub_port: found {argo.agent_hub_port}, allowed: 1-65535")
+    if argo.backoff_factor < 1:
+        problems.append(f"argocd.backoff_factor: found {argo.backoff_factor}, allowed: an integer >= 1")
+    for name in facts.overlays:
+        if not _DNS1123.match(name):
+            problems.append(f"overlays: found {name!r}, allowed: DNS-1123 overlay names")
+    return problems
+
+
+# ---------------------------------------------------------------- identity and labels
+
+
+def label_safe(value: str) -> str:
+    """A Kubernetes label value for ``value``: kept when valid, else cleaned and, if long, hashed."""
+    if len(value) <= 63 and _LABEL_VALUE.match(value):
+        return value
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value).strip("-_.")
+    if len(cleaned) > 63:
+        digest = hashlib.sha256(value.encode()).hexdigest()[:10]
+        cleaned = cleaned[:52].rstrip("-_.") + "-" + digest
+    return cleaned
+
+
+def node_labels(facts: ClusterFacts) -> dict[str, str]:
+    """The labels every node of the cluster carries, so workloads and ApplicationSets can select them.
+
+    Overlays go in as one label-safe value joined with ``.`` (base first); the
+    identity ConfigMap holds the exact list.
+    """
+    labels = {
+        f"{LABEL_PREFIX}cluster": label_safe(facts.cluster),
+        f"{LABEL_PREFIX}site": label_safe(facts.site or facts.cluster),
+    }
+    for key, value in (("region", facts.region), ("model", facts.model), ("channel", facts.channel)):
+        if value:
+            labels[f"{LABEL_PREFIX}{key}"] = label_safe(value)
+    if facts.overlays:
+        labels[f"{LABEL_PREFIX}overlays"] = label_safe(".".join(facts.overlays))
+    return labels
+
+
+def identity_data(facts: ClusterFacts, repo: RepoSettings) -> dict[str, str]:
+    return {
+        "cluster": facts.cluster,
+        "site": facts.site or facts.cluster,
+        "region": facts.region,
+        "model": facts.model,
+        "channel": facts.channel,
+        "overlays": ",".join(facts.overlays),
+        "path": facts.path,
+        "repo": repo.url,
+        "branch": repo.branch,
+    }
+
+
+def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = {"app.kubernetes.io/managed-by": "edgefleet", **(labels or {})}
+    return meta
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
+
+
+def identity_configmap(facts: ClusterFacts, repo: RepoSettings) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(IDENTITY_NAME, IDENTITY_NAMESPACE, node_labels(facts)),
+        "data": identity_data(facts, repo),
+    }
+
+
+def substitution_vars(facts: ClusterFacts, repo: RepoSettings) -> dict[str, str]:
+    """Flux postBuild variables: names must be shell-style identifiers."""
+    return {f"EDGEFLEET_{key.upper()}": value for key, value in identity_data(facts, repo).items()}
+
+
+def kustomize_path(path: str) -> str:
+    """Flux and Argo paths are relative to the repo root; Flux wants ./ in front."""
+    clean = path.strip("/")
+    return clean if clean.startswith("./") else "./" + clean
+
+
+# ---------------------------------------------------------------- Flux
+
+
+def flux_objects(
+    facts: ClusterFacts, repo: RepoSettings, flux: FluxSettings, key: DeployKey | None
+) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = [_namespace(flux.namespace)]
+    secret_name = f"{flux.name}-auth"
+    source_spec: dict[str, Any] = {
+        "url": repo.url,
+        "ref": {"branch": repo.branch},
+        "interval": flux.source_interval,
+        "timeout": flux.source_timeout,
+    }
+    if key is not None and repo.is_ssh:
+        string_data = {"identity": key.private_openssh, "identity.pub": key.public_openssh}
+        if repo.known_hosts:
+            string_data["known_hosts"] = repo.known_hosts
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": _meta(secret_name, flux.namespace),
+                "type": "Opaque",
+                "stringData": string_data,
+            }
+        )
+        source_spec["secretRef"] = {"name": secret_name}
+    if flux.substitute:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": _meta(SUBSTITUTE_NAME, flux.namespace),
+                "data": substitution_vars(facts, repo),
+            }
+        )
+    objects.append(
+        {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": _meta(flux.name, flux.namespace),
+            "spec": source_spec,
+        }
+    )
+    kustomization_spec: dict[str, Any] = {
+        "sourceRef": {"kind": "GitRepository", "name": flux.name},
+        "path": kustomize_path(facts.path),
+        "prune": flux.prune,
+        "interval": flux.interval,
+        "retryInterval": flux.retry_interval,
+        "timeout": flux.timeout,
+        "wait": flux.wait,
+    }
+    if flux.substitute:
+        kustomization_spec["postBuild"] = {"substituteFrom": [{"kind": "ConfigMap", "name": SUBSTITUTE_NAME}]}
+    objects.append(
+        {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": _meta(flux.name, flux.namespace),
+            "spec": kustomization_spec,
+        }
+    )
+    return objects
+
+
+# ---------------------------------------------------------------- Argo CD
+
+
+def argocd_objects(
+    facts: ClusterFacts, repo: RepoSettings, argo: ArgoSettings, key: DeployKey | None
+) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = [_namespace(argo.namespace)]
+    repo_data: dict[str, str] = {"type": "git", "url": repo.url}
+    if key is not None and repo.is_ssh:
+        repo_data["sshPrivateKey"] = key.private_openssh
+    objects.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _meta("edgefleet-fleet-repo", argo.namespace, {"argocd.argoproj.io/secret-type": "repository"}),
+            "type": "Opaque",
+            "stringData": repo_data,
+        }
+    )
+    if repo.known_hosts and repo.is_ssh:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": _meta("argocd-ssh-known-hosts-cm", argo.namespace, {"app.kubernetes.io/part-of": "argocd"}),
+                "data": {"ssh_known_hosts": repo.known_hosts},
+            }
+        )
+    retry: dict[str, Any] = {
+        "limit": argo.retry_limit,
+        "backoff": {
+            "duration": argo.backoff_duration,
+            "factor": argo.backoff_factor,
+            "maxDuration": argo.backoff_max_duration,
+        },
+    }
+    objects.append(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": _meta(facts.cluster, argo.namespace, node_labels(facts)),
+            "spec": {
+                "project": argo.project,
+                "source": {"repoURL": repo.url, "targetRevision": repo.branch, "path": facts.path.strip("/")},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": argo.destination_namespace},
+                "syncPolicy": {
+                    "automated": {"prune": argo.prune, "selfHeal": argo.self_heal},
+                    "retry": retry,
+                    "syncOptions": ["CreateNamespace=true"],
+                },
+            },
+        }
+    )
+    if argo.agent_hub:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": _meta("argocd-agent-params", argo.namespace),
+                "data": {
+                    "agent.server.address": argo.agent_hub,
+                    "agent.server.port": str(argo.agent_hub_port),
+                    "agent.mode": argo.agent_mode,
+                    "agent.namespace": argo.namespace,
+                },
+            }
+        )
+    return objects
+
+
+# ---------------------------------------------------------------- all together
+
+
+def registration_objects(
+    engine: str,
+    facts: ClusterFacts,
+    repo: RepoSettings,
+    flux: FluxSettings,
+    argo: ArgoSettings,
+    key: DeployKey | None,
+) -> list[dict[str, Any]]:
+    """The ordered objects for one cluster: namespaces first, then identity, auth, source, sync."""
+    objects = [_namespace(IDENTITY_NAMESPACE), identity_configmap(facts, repo)]
+    if engine == "flux":
+        objects.extend(flux_objects(facts, repo, flux, key))
+    elif engine == "argocd":
+        objects.extend(argocd_objects(facts, repo, argo, key))
+    else:
+        raise ValueError(f"engine: found {engine!r}, allowed: {', '.join(ENGINES)}")
+    return objects
+
+
+def redact_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy fit for output and diffs: a Secret's payload values become a short digest."""
+    if obj.get("kind") != "Secret":
+        return obj
+    copy = dict(obj)
+    for section in ("stringData", "data"):
+        payload = obj.get(section)
+        if isinstance(payload, dict):
+            copy[section] = {
+                k: f"<redacted sha256:{hashlib.sha256(str(v).encode()).hexdigest()[:12]}>" for k, v in payload.items()
+            }
+    return copy
+
+
+def object_ref(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    namespace = meta.get("namespace")
+    name = meta.get("name", "?")
+    return f"{obj.get('kind', '?')}/{namespace + '/' if namespace else ''}{name}"

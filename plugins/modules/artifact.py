@@ -1,0 +1,273 @@
+#!/usr/bin/python
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: artifact
+short_description: Stage a verified K3s/K0s air-gap bundle on a node
+version_added: 0.1.0
+description:
+  - Verifies an air-gap bundle B(on the controller) against its C(sha256sum-<arch>.txt) before any byte
+    goes to a node, sends only the files whose sha256 on the node differs, verifies them again on the node,
+    stages them under O(staging_root)/<distribution>/<version>/ and installs the binary as
+    O(bin_dir)/<distribution> (0755) and the images archive in the distribution's images directory.
+  - The bundle is a directory on the controller or a mirror URL. For a URL the sums file itself must be
+    pinned by O(bundle_sums_sha256); the files are mirrored into O(cache_dir) on the controller and verified there.
+  - A checksum mismatch stops the task with a message naming the file and both hashes. A wanted file that the
+    sums file does not list, or that the sums file lists but the bundle lacks, also stops it.
+  - Upstream file names are used, C(k3s), C(k3s-arm64), C(k3s-armhf), C(k0s-<version>-<arch>),
+    C(k3s-airgap-images-<arch>.tar[.gz|.zst]), C(k0s-airgap-bundle-<version>-<arch>), C(install.sh).
+  - This module runs through its action plugin of the same name; calling the module part alone is not supported.
+author:
+  - edgefleet.k8s contributors (@edgefleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Reports the files and bytes that would be sent (RV(bytes_to_send)); sends nothing.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  bundle:
+    description:
+      - Root of the bundle on the controller (C(<bundle>/<distribution>/<version>/) holds the files), or a
+        mirror URL with the same layout below it (C(http://), C(https://), C(file://)).
+      - C(~) is expanded on the controller.
+    type: str
+    required: true
+  distribution:
+    description: The distribution whose artifacts are staged.
+    type: str
+    required: true
+    choices: [k3s, k0s]
+  version:
+    description: The release version, as used in the bundle's directory and file names.
+    type: str
+    required: true
+  arch:
+    description: The node's architecture, in upstream naming.
+    type: str
+    required: true
+    choices: [amd64, arm64, armhf]
+  components:
+    description:
+      - Which artifacts to stage. The binary is always required; images and the install script are
+        staged when the bundle has them.
+    type: list
+    elements: str
+    choices: [binary, images, install_script]
+    default: [binary, images, install_script]
+  bundle_sums_sha256:
+    description:
+      - The sha256 of the bundle's C(sha256sum-<arch>.txt). Required when O(bundle) is a URL; when given
+        for a directory it is checked too.
+    type: str
+  cache_dir:
+    description: Controller directory into which a mirror URL bundle is downloaded and verified.
+    type: path
+    default: ~/.cache/edgefleet/artifacts
+  staging_root:
+    description: Node directory under which C(<distribution>/<version>/) holds the staged files.
+    type: path
+    default: /var/lib/edgefleet/artifacts
+  bin_dir:
+    description: Node directory into which the binary is installed as C(<distribution>).
+    type: path
+    default: /usr/local/bin
+  images_dir:
+    description:
+      - Node directory for the images archive. Defaults to the distribution's own
+        (C(/var/lib/rancher/k3s/agent/images) or C(/var/lib/k0s/images)).
+    type: path
+  verify_only:
+    description:
+      - Only verify the bundle on the controller; touch no node. Use it in a first play on C(localhost)
+        so that a corrupt bundle stops the run before any node is touched.
+    type: bool
+    default: false
+  _files:
+    description: Internal, set by the action plugin (the verified files and their pinned sha256). Do not set.
+    type: list
+    elements: dict
+  _sources:
+    description: Internal, set by the action plugin (where the sent files landed on the node). Do not set.
+    type: dict
+    default: {}
+  _probe:
+    description: Internal, set by the action plugin (only report the staged files' sha256). Do not set.
+    type: bool
+    default: false
+notes:
+  - The node side runs as root (use C(become)); files are written atomically and owned by root.
+seealso:
+  - name: Air-gap bundle contract
+    description: docs/architecture.md in the collection.
+    link: https://example.invalid/edgefleet/k8s/docs/architecture.md
+"""
+
+EXAMPLES = r"""
+- name: Verify the bundle on the controller before touching any node
+  edgefleet.k8s.artifact:
+    bundle: ~/.cache/edgefleet/bundle
+    distribution: k3s
+    version: v1.30.2+k3s1
+    arch: arm64
+    verify_only: true
+  delegate_to: localhost
+  run_once: true
+
+- name: Stage and install the K3s binary and images
+  edgefleet.k8s.artifact:
+    bundle: /srv/bundles
+    distribution: k3s
+    version: v1.30.2+k3s1
+    arch: "{{ edgefleet_arch }}"
+  become: true
+
+- name: From a mirror, with the sums file pinned
+  edgefleet.k8s.artifact:
+    bundle: https://mirror.example.invalid/edge
+    bundle_sums_sha256: 0f3c5b1e4d0d3c8c1c1a8f2e6b7d9e0a1b2c3d4e5f60718293a4b5c6d7e8f901
+    distribution: k0s
+    version: v1.30.2+k0s.0
+    arch: amd64
+  become: true
+"""
+
+RETURN = r"""
+bytes_sent:
+  description: Bytes sent to the node by this run (0 when the node already had every file).
+  returned: always
+  type: int
+  sample: 0
+bytes_to_send:
+  description: In check mode, the bytes a real run would send.
+  returned: always
+  type: int
+  sample: 67108864
+source:
+  description: The verified bundle directory or URL.
+  returned: always
+  type: str
+  sample: /root/.cache/edgefleet/bundle/k3s/v1.30.2+k3s1
+files:
+  description: Per-file status.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The upstream file name.
+      type: str
+    kind:
+      description: C(binary), C(images) or C(install_script).
+      type: str
+    sha256:
+      description: The pinned sha256.
+      type: str
+    sent:
+      description: Whether this run sent the file.
+      type: bool
+    staged:
+      description: C(ok), C(staged) or C(would_stage).
+      type: str
+    installed:
+      description: C(ok), C(installed), C(would_install) or C(n/a) (staged only).
+      type: str
+    staged_path:
+      description: Where the file is staged on the node.
+      type: str
+    install_path:
+      description: Where the file is installed, if anywhere.
+      type: str
+  sample:
+    - name: k3s-arm64
+      kind: binary
+      sha256: 0f3c5b1e4d0d3c8c1c1a8f2e6b7d9e0a1b2c3d4e5f60718293a4b5c6d7e8f901
+      sent: false
+      staged: ok
+      installed: ok
+      staged_path: /var/lib/edgefleet/artifacts/k3s/v1.30.2+k3s1/k3s-arm64
+      install_path: /usr/local/bin/k3s
+not_in_bundle:
+  description: Optional files the bundle does not have.
+  returned: always
+  type: list
+  elements: str
+  sample: [k3s-airgap-images-arm64.tar.zst]
+binary_path:
+  description: Where the distribution binary is installed.
+  returned: always
+  type: str
+  sample: /usr/local/bin/k3s
+staging_dir:
+  description: The node's staging directory for this distribution and version.
+  returned: always
+  type: str
+  sample: /var/lib/edgefleet/artifacts/k3s/v1.30.2+k3s1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgefleet.k8s.plugins.module_utils import artifacts
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "bundle": {"type": "str", "required": True},
+            "distribution": {"type": "str", "required": True, "choices": list(artifacts.DISTRIBUTIONS)},
+            "version": {"type": "str", "required": True},
+            "arch": {"type": "str", "required": True, "choices": list(artifacts.ARCHES)},
+            "components": {
+                "type": "list",
+                "elements": "str",
+                "choices": list(artifacts.COMPONENTS),
+                "default": list(artifacts.COMPONENTS),
+            },
+            "bundle_sums_sha256": {"type": "str"},
+            "cache_dir": {"type": "path", "default": "~/.cache/edgefleet/artifacts"},
+            "staging_root": {"type": "path", "default": artifacts.STAGING_ROOT},
+            "bin_dir": {"type": "path", "default": artifacts.BIN_DIR},
+            "images_dir": {"type": "path"},
+            "verify_only": {"type": "bool", "default": False},
+            # Set by the action plugin only.
+            "_files": {"type": "list", "elements": "dict"},
+            "_sources": {"type": "dict", "default": {}},
+            "_probe": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    files = params["_files"]
+    if files is None:
+        module.fail_json(msg="edgefleet.k8s.artifact must run through its action plugin (the _files list is missing)")
+    staging_dir = artifacts.staging_dir_for(params["staging_root"], params["distribution"], params["version"])
+    if params["_probe"]:
+        module.exit_json(changed=False, staging_dir=staging_dir, remote=artifacts.probe(files, staging_dir))
+    results, problems = artifacts.stage_and_install(files, staging_dir, params["_sources"], module.check_mode)
+    out = {
+        "changed": any(r.changed for r in results),
+        "staging_dir": staging_dir,
+        "files": [r.as_dict() for r in results],
+    }
+    if module._diff:
+        out["diff"] = artifacts.diff_of(results)
+    if problems:
+        module.fail_json(msg="artifact staging failed:\n" + "\n".join(problems), **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

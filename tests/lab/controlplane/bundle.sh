@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Build the lab air-gap bundle of the K3s/K0s stand-ins (test-only) from the control-plane binaries:
+#   $EDGEFLEET_CACHE/bundle/k3s/<ver>/{k3s,sha256sum-amd64.txt}
+#   $EDGEFLEET_CACHE/bundle/k0s/<ver>/{k0s-<ver>-amd64,sha256sum-amd64.txt}
+# Each stand-in is one self-extracting file (standin/header.sh + tar.gz of bin/ and the Python code).
+# Idempotent: rebuilt only when the binaries, the Python code or the header change.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC1091
+. "$HERE/versions.env"
+CACHE="${EDGEFLEET_CACHE:-$HOME/.cache/edgefleet}"
+"$HERE/build.sh" >/dev/null
+BIN="$("$HERE/build.sh" --print-bindir)"
+K3S_V="$EDGEFLEET_LAB_K3S_VERSION"
+K0S_V="$EDGEFLEET_LAB_K0S_VERSION"
+K3S_DIR="$CACHE/bundle/k3s/$K3S_V"
+K0S_DIR="$CACHE/bundle/k0s/$K0S_V"
+
+STAMP="$CACHE/controlplane/bundle-$K3S_V-$K0S_V.inputs"
+inputs="$( { cat "$BIN/.stamp" "$HERE/standin/header.sh" "$HERE/versions.env";
+             find "$HERE/standin/edgefleet_standin" -name '*.py' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -c1-16)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$inputs" && -x "$K3S_DIR/k3s" && -x "$K0S_DIR/k0s-$K0S_V-amd64" ]]; then
+    echo "bundle: cached $K3S_DIR $K0S_DIR"
+    exit 0
+fi
+start=$(date +%s)
+work="$(mktemp -d "$CACHE/.bundle.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/payload/bin" "$work/payload/lib/edgefleet_standin"
+for t in kube-apiserver kubectl etcd etcdctl kine; do cp "$BIN/$t" "$work/payload/bin/"; done
+go env GOVERSION > "$work/payload/bin/.goversion" 2>/dev/null || echo unknown > "$work/payload/bin/.goversion"
+cp "$HERE"/standin/edgefleet_standin/*.py "$work/payload/lib/edgefleet_standin/"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/payload" -cf - . | gzip -n -4 > "$work/payload.tgz"
+hash="$(sha256sum "$work/payload.tgz" | cut -c1-16)"
+make_one() { # flavor version out
+    local skip
+    skip=$(( $(wc -l < "$HERE/standin/header.sh") + 1 ))
+    sed -e "s|@FLAVOR@|$1|g" -e "s|@VERSION@|$2|g" -e "s|@HASH@|$hash|g" -e "s|@SKIP@|$skip|g" \
+        "$HERE/standin/header.sh" > "$3.tmp"
+    cat "$work/payload.tgz" >> "$3.tmp"
+    chmod 0755 "$3.tmp"
+    mv -f "$3.tmp" "$3"
+}
+mkdir -p "$K3S_DIR" "$K0S_DIR"
+make_one k3s "$K3S_V" "$K3S_DIR/k3s"
+(cd "$K3S_DIR" && sha256sum k3s > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
+make_one k0s "$K0S_V" "$K0S_DIR/k0s-$K0S_V-amd64"
+(cd "$K0S_DIR" && sha256sum "k0s-$K0S_V-amd64" > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
+rm -f "$K3S_DIR/.inputs" "$K0S_DIR/.inputs"
+echo "$inputs" > "$STAMP"
+echo "bundle: built in $(( $(date +%s) - start )) s (payload $hash, $(du -h "$K3S_DIR/k3s" | cut -f1))"
+echo "  $K3S_DIR"
+echo "  $K0S_DIR"

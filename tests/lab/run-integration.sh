@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The lab part of `make test` (make test-lab):
+#   1. bootstrap the host, build or reuse the node image, bring up the lab nodes;
+#   2. run every Molecule scenario named in tests/lab/scenarios.txt;
+#   3. run pytest on the tests/integration files no other mk/*.mk target runs;
+#   4. ALWAYS tear down what this run brought up (trap EXIT), pass or fail.
+# Exits non-zero when any step fails. Lab nodes or a VM that were already up
+# before the run (someone else's work) are left as they were.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+NODES="${NODES:-4}"
+SCENARIOS_FILE="${SCENARIOS_FILE:-$LAB_DIR/scenarios.txt}"
+mapfile -t scenarios < <(grep -Ev '^\s*(#|$)' "$SCENARIOS_FILE" | tr -d ' \t')
+
+has_make_target() { grep -qE "^$1:" Makefile mk/*.mk 2>/dev/null; }
+vm_running() { compgen -G "$EDGEFLEET_CACHE/vm/run/*.pid" >/dev/null \
+  && for f in "$EDGEFLEET_CACHE"/vm/run/*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && return 0; done; return 1; }
+
+nodes_before=$(command -v podman >/dev/null && lab_node_containers | tr '\n' ' ' || true)
+vm_before=no; vm_running && vm_before=yes
+ran=()
+
+teardown() {
+  local rc=$?
+  set +e
+  lab_log "teardown (exit status so far: $rc)"
+  for s in "${ran[@]}"; do
+    molecule destroy -s "$s" >/dev/null 2>&1 || lab_log "molecule destroy -s $s failed"
+    "$LAB_DIR/node.sh" rm-scenario "$s"
+  done
+  if [[ -z ${nodes_before// /} ]]; then
+    "$LAB_DIR/down.sh"
+  else
+    lab_log "lab nodes were up before this run ($nodes_before); leaving them"
+  fi
+  if has_make_target lab-vm-down; then
+    if [[ $vm_before == no ]]; then make -s lab-vm-down || lab_log "make lab-vm-down failed"
+    else lab_log "the VM was running before this run; leaving it"; fi
+  fi
+  left=$(podman ps -a --filter "label=$LAB_LABEL" --format '{{.Names}}' | tr '\n' ' ')
+  [[ -z ${left// /} ]] || lab_log "lab containers still present: $left"
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+failures=()
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  lab_log "=== $name"
+  if "$@"; then lab_log "=== $name: passed ($((SECONDS - t0)) s)"
+  else lab_log "=== $name: FAILED ($((SECONDS - t0)) s)"; failures+=("$name"); fi
+}
+
+step "pytest tests/lab (lab tooling)" python -m pytest -q -p no:cacheprovider tests/lab/test_*.py
+
+# Never shrink a lab someone already has up: keep at least its highest node.
+for n in $nodes_before; do
+  i=${n#"$LAB_NODE_PREFIX"}
+  (( i > NODES )) && NODES=$i
+done
+NODES=$NODES "$LAB_DIR/up.sh" || exit 1
+
+for s in "${scenarios[@]}"; do
+  [[ -f extensions/molecule/$s/molecule.yml ]] || { lab_log "no scenario extensions/molecule/$s"; failures+=("molecule $s (missing)"); continue; }
+  ran+=("$s")
+  step "molecule test -s $s" molecule test -s "$s"
+done
+
+# tests/integration: the files no other make target runs already (mk/*.mk name
+# the ones they run, with their own prerequisites), so nothing runs twice.
+mapfile -t owned < <(grep -ohE 'tests/integration/test_[A-Za-z0-9_]+\.py' mk/*.mk | sort -u)
+itests=()
+for f in tests/integration/test_*.py; do
+  [[ -f $f ]] || continue
+  printf '%s\n' "${owned[@]}" | grep -qxF "$f" || itests+=("$f")
+done
+if (( ${#itests[@]} )); then
+  step "pytest ${itests[*]}" python -m pytest -q -p no:cacheprovider "${itests[@]}"
+else
+  lab_log "tests/integration: no tests beyond those other make targets run (${owned[*]:-none})"
+fi
+
+if (( ${#failures[@]} )); then
+  lab_log "FAILED: ${failures[*]}"
+  exit 1
+fi
+lab_log "all lab tests passed (${#scenarios[@]} scenario(s))"

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Bring up the lab's dm-crypt VM (idempotent): a qemu guest under TCG with a
+# qcow2 overlay on the cached base image, a fresh raw data disk (/dev/vdb,
+# by-id virtio-edgefleet-data), two small spare disks for the safety tests
+# (/dev/vdc virtio-edgefleet-spare1, /dev/vdd virtio-edgefleet-spare2), and a
+# software TPM 2.0 (swtpm, state per run). The only network is qemu user-net
+# with restrict=on: the guest reaches nothing, and its sshd is forwarded to
+# 127.0.0.1:$VM_SSH_PORT only. Writes inventories/lab/generated/vm.yml.
+set -euo pipefail
+source "$(dirname "$0")/vm-lib.sh"
+
+write_inventory() {
+  mkdir -p "$(dirname "$VM_INVENTORY")"
+  local tmp
+  tmp=$(mktemp "$VM_INVENTORY.XXXXXX")
+  cat >"$tmp" <<YAML
+# Written by tests/lab/vm/up.sh: the lab's dm-crypt VM (qemu/TCG, swtpm). Do not edit.
+all:
+  children:
+    edgefleet_vm:
+      hosts:
+        $VM_NAME:
+          ansible_host: 127.0.0.1
+          ansible_port: $VM_SSH_PORT
+          ansible_user: $VM_USER
+          ansible_connection: ssh
+          ansible_ssh_private_key_file: $VM_KEY
+          ansible_python_interpreter: /usr/bin/python3
+          edgefleet_lab_vm: true
+          edgefleet_lab_vm_data_disk: /dev/disk/by-id/virtio-edgefleet-data
+          edgefleet_lab_vm_spare_disks:
+            - /dev/disk/by-id/virtio-edgefleet-spare1
+            - /dev/disk/by-id/virtio-edgefleet-spare2
+YAML
+  mv "$tmp" "$VM_INVENTORY"
+}
+
+if vm_pid_alive "$VM_RUN/qemu.pid" "$VM_RUN/"; then
+  # Running (maybe still booting): reuse it, never restart it under someone's feet.
+  vm_wait_ssh "${VM_BOOT_TIMEOUT:-420}" || vm_die "the VM (pid $(<"$VM_RUN/qemu.pid")) runs but ssh does not answer; make lab-vm-down first"
+  vm_log "already running (pid $(<"$VM_RUN/qemu.pid")), ssh on 127.0.0.1:$VM_SSH_PORT"
+  write_inventory
+  exit 0
+fi
+# A half-started or dead run: clear it first (only our own pids).
+[[ -d "$VM_RUN" ]] && "$VM_DIR/down.sh"
+
+base=$("$VM_DIR/build-image.sh")
+if ss -Hltn "sport = :$VM_SSH_PORT" | grep -q .; then
+  vm_die "127.0.0.1:$VM_SSH_PORT is taken by another process; set VM_SSH_PORT to a free port"
+fi
+
+start=$SECONDS
+mkdir -p "$VM_RUN/tpm"
+chmod 0700 "$VM_RUN"
+qemu-img create -q -f qcow2 -F raw -b "$base/root.img" "$VM_RUN/root.qcow2"
+truncate -s 1G "$VM_RUN/data.img"
+truncate -s 64M "$VM_RUN/spare1.img" "$VM_RUN/spare2.img"
+
+swtpm socket --tpm2 --tpmstate dir="$VM_RUN/tpm" \
+  --ctrl type=unixio,path="$VM_RUN/swtpm.sock" \
+  --log file="$VM_RUN/swtpm.log",level=1 \
+  --pid file="$VM_RUN/swtpm.pid" --daemon
+for _ in $(seq 50); do [[ -S "$VM_RUN/swtpm.sock" ]] && break; sleep 0.1; done
+[[ -S "$VM_RUN/swtpm.sock" ]] || vm_die "swtpm did not create its socket (see $VM_RUN/swtpm.log)"
+
+disk() { printf -- '-drive file=%s,if=none,id=%s,format=%s,cache=unsafe -device virtio-blk-pci,drive=%s,serial=%s' "$@"; }
+# shellcheck disable=SC2046
+qemu-system-x86_64 -name "$VM_NAME" \
+  -accel tcg,tb-size=256 -cpu max -m "${VM_MEMORY:-1024}" -smp 2 \
+  -display none -serial file:"$VM_RUN/console.log" -monitor none \
+  -daemonize -pidfile "$VM_RUN/qemu.pid" \
+  -kernel "$base/vmlinuz" -initrd "$base/initrd.img" \
+  -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet" \
+  $(disk "$VM_RUN/root.qcow2" root qcow2 root edgefleet-root) \
+  $(disk "$VM_RUN/data.img" data raw data edgefleet-data) \
+  $(disk "$VM_RUN/spare1.img" spare1 raw spare1 edgefleet-spare1) \
+  $(disk "$VM_RUN/spare2.img" spare2 raw spare2 edgefleet-spare2) \
+  -chardev socket,id=chrtpm,path="$VM_RUN/swtpm.sock" \
+  -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
+  -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:"$VM_SSH_PORT"-:22 \
+  -device virtio-net-pci,netdev=n0
+
+vm_log "booting (TCG; ssh usually answers after about 50 s)"
+if ! vm_wait_ssh "${VM_BOOT_TIMEOUT:-420}"; then
+  tail -n 30 "$VM_RUN/console.log" >&2 || true
+  vm_die "no ssh after ${VM_BOOT_TIMEOUT:-420} s (console: $VM_RUN/console.log)"
+fi
+write_inventory
+vm_log "up in $((SECONDS - start)) s; ssh -p $VM_SSH_PORT -i $VM_KEY $VM_USER@127.0.0.1"
