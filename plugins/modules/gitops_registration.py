@@ -333,7 +333,7 @@ def main() -> None:
             "branch": {"type": "str", "default": "main"},
             "known_hosts": {"type": "str"},
             "deploy_key": {"type": "str", "no_log": True},
-            "deploy_key_public": {"type": "str"},
+            "deploy_key_public": {"type": "str", "no_log": False},  # a public key, shown on purpose
             "deploy_key_path": {"type": "path", "no_log": False},
             "key_comment": {"type": "str"},
             "distribution": {"type": "str", "choices": ["k3s", "k0s"], "default": "k3s"},

@@ -4,7 +4,8 @@
 """Inventory benchmark: edgefleet.k8s.fleet against the builtin YAML + constructed inventory.
 
 For each size (hosts; 5 nodes a site) it generates, in a temporary directory:
-  * fleet/bench.fleet.yml + fleet/registry.yml: our plugin's registry (YAML, one file);
+  * fleet/bench.fleet.yml + fleet/registry.yml: our plugin's registry (YAML, one file); the inventory
+    source is the fleet file (a directory source would also hand registry.yml to the yaml/ini plugins);
   * builtin/00-hosts.yml + builtin/99-constructed.yml: the same inventory written the usual
     way: one group per cluster holding the site's vars, hosts with their node vars, and
     `constructed` keyed_groups deriving region/model/channel/distribution/role groups.
@@ -211,7 +212,7 @@ def main() -> int:
             fleet = write_fleet(base / "fleet", size)
             builtin = write_builtin(base / "builtin", size)
             print(f"[{size} hosts] edgefleet.k8s.fleet ...", file=sys.stderr, flush=True)
-            ours = measure(fleet, base / "fleet.json")
+            ours = measure(fleet, base / "fleet.json")  # the fleet file itself: registry.yml is not an inventory
             print(f"[{size} hosts] builtin yaml + constructed ...", file=sys.stderr, flush=True)
             theirs = measure(builtin, base / "builtin.json")
             ours_hosts, ours_groups = summary(base / "fleet.json")

@@ -94,4 +94,16 @@ podman import --quiet \
   --message "edgefleet lab node ($LAB_DISTRO $LAB_SUITE, recipe $HASH)" \
   "$TARBALL" "$TAG" >/dev/null
 podman tag "$TAG" "$LAB_IMAGE_REPO:$LAB_SUITE"
+
+# Older recipes of this distro/suite/arch: drop their rootfs tarballs, and
+# their images (known by the import message) unless a container still uses
+# them (podman refuses then).
+for old in "$LAB_CACHE/images/$LAB_DISTRO-$LAB_SUITE-$LAB_ARCH-"*.tar; do
+  [[ $old == "$TARBALL" || ! -e $old ]] || rm -f "$old"
+done
+for img in $(podman images --filter "label=edgefleet.lab=1" --format '{{.ID}}' | sort -u); do
+  comment=$(podman image inspect --format '{{.Comment}}' "$img")
+  [[ $comment == "edgefleet lab node ($LAB_DISTRO $LAB_SUITE, recipe "* && $comment != *"recipe $HASH)" ]] || continue
+  podman rmi "$img" >/dev/null 2>&1 && lab_log "removed old lab image $img" || true
+done
 echo "$TAG"

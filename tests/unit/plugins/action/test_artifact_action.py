@@ -18,6 +18,12 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
 from ansible.playbook.play_context import PlayContext
+from ansible.plugins.loader import init_plugin_loader
+
+# Install Ansible's collection loader before the first ansible_collections import, as the inventory
+# tests do (tests/unit/plugins/inventory/fleet_helpers.py): this file is collected before them, and a
+# plain namespace import of the collection would leave it without the metadata the loader needs.
+init_plugin_loader([str(_COLLECTIONS)])
 from ansible_collections.edgefleet.k8s.plugins.action.artifact import ActionModule
 
 VERSION = "v0.0.0+fixture"

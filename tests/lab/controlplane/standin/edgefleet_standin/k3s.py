@@ -548,9 +548,9 @@ def kubectl_cmd(argv: list[str]) -> int:
 def main(argv: list[str], version: str) -> int:
     prog = Path(argv[0]).name if argv else "k3s"
     args = argv[1:]
+    core.banner("k3s", version)  # stderr, so kubectl's stdout stays parseable
     if prog in {"kubectl"}:
         return kubectl_cmd(args)
-    core.banner("k3s", version)
     if not args or args[0] in {"--version", "-v", "version"}:
         print(f"k3s version {version} (edgefleet lab stand-in)")
         print(f"go version {_go_version()}")
