@@ -78,6 +78,7 @@ overlays:
       match: {model: [rpi4, rpi5]}
       overlay: model-raspberry
 
+---
 # the same, inline, with a constructed group on top
 plugin: edgefleet.k8s.fleet
 defaults:

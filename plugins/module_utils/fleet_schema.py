@@ -93,9 +93,13 @@ _NUMERIC_RE = re.compile(r"^[0-9.]+$")  # looks like an IP address but is not on
 _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# Upstream tags carry the distribution in their build metadata (v1.31.4+k3s1,
+# v1.31.3+k0s.0), and a version must carry build metadata: it names the build
+# the bundle holds. Other build metadata (a site's own build, the lab's
+# stand-in "+lab") is allowed; a tag that names the other distribution is not.
 _VERSION_RE = {
-    "k3s": re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$"),
-    "k0s": re.compile(r"^v\d+\.\d+\.\d+\+k0s\.\d+$"),
+    "k3s": re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?\+(?!k0s)[0-9A-Za-z.-]+$"),
+    "k0s": re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?\+(?!k3s)[0-9A-Za-z.-]+$"),
 }
 _VERSION_EXAMPLE = {"k3s": "v1.31.4+k3s1", "k0s": "v1.31.3+k0s.0"}
 _ENDPOINT_SECRET_RE = re.compile(r"://[^/@]*:[^/@]*@|password=", re.IGNORECASE)

@@ -20,6 +20,7 @@ fleet file moves it to another region (old overlay pruned, new one applied, at t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -240,6 +241,13 @@ def _listeners(pids: set[int]) -> list[tuple[int, str]]:
     return found
 
 
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _start_controllers(build: FluxBuild, kubeconfig: Path, work: Path) -> tuple[core.Supervisor, dict[str, int]]:
     """source-controller and kustomize-controller as host processes, every address on 127.0.0.1."""
     ports = {k: core.free_port() for k in ("storage", "sc-metrics", "sc-health", "kc-metrics", "kc-health")}
@@ -311,7 +319,7 @@ def test_flux_follows_the_fleet_file(
     sup, ports = _start_controllers(flux_build, cp.kubeconfig, tmp_path / "flux")
     try:
         for key in ("sc-health", "kc-health"):
-            _wait_for(f"{key} /readyz", lambda k=key: _http_ok(f"http://127.0.0.1:{ports[k]}/readyz"), sup, logs)
+            _wait_for(f"{key} /readyz", functools.partial(_http_ok, f"http://127.0.0.1:{ports[key]}/readyz"), sup, logs)
         t_up = time.monotonic()
 
         registered = _register(cp.kubeconfig, site_a)
@@ -381,9 +389,11 @@ def test_flux_follows_the_fleet_file(
         assert not any("region-eu-west" in i or "region-ap-south" in i for i in inventory_ids), inventory_ids
         identity = _get(cp, "configmap", "-n", MARKER_NS, "cluster-identity")
         assert identity["data"]["region"] == "us-east"
+        rss = {c.name: _rss_mib(c.proc.pid) for c in sup.children if c.proc}
         print(
             f"\nflux-e2e: controllers ready {t_up - t0:.1f} s after start; first reconcile {t_first - t_up:.1f} s;"
-            f" move reconciled {t_second - t_move:.1f} s after the push; total {time.monotonic() - t0:.1f} s"
+            f" move reconciled {t_second - t_move:.1f} s after the push; total {time.monotonic() - t0:.1f} s;"
+            f" RSS {', '.join(f'{k} {v:.0f} MiB' for k, v in rss.items())}"
         )
     finally:
         pids_started = [c.proc.pid for c in sup.children if c.proc]

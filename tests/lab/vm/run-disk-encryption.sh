@@ -111,6 +111,11 @@ vm_ssh "sudo systemctl disable --now tangd.socket >/dev/null 2>&1; sudo systemct
 sleep 15
 vm_wait_ssh 300 || fail "no ssh after reboot"
 vm_ssh "systemctl is-active --quiet tangd.socket" && fail "Tang is running; the reboot test needs it off"
+# crypttab/fstab say nofail: sshd may answer before clevis has unlocked the volume.
+for _ in $(seq 120); do
+  vm_ssh "findmnt -n -o SOURCE /var/lib/rancher" 2>/dev/null | grep -q edgefleet-data && break
+  sleep 2
+done
 vm_ssh "sudo cryptsetup status edgefleet-data" | grep -q 'type:    LUKS2' || fail "volume not unlocked after reboot"
 vm_ssh "findmnt -n -o SOURCE /var/lib/rancher" | grep -q edgefleet-data || fail "data dir not mounted after reboot"
 for _ in $(seq 30); do vm_ssh "systemctl is-active --quiet edgefleet-sqlite-standin" && break; sleep 2; done

@@ -152,6 +152,27 @@ def test_single_errors(overrides: dict[str, t.Any], key: str, fragment: str) -> 
     assert any(f"sites[0].{key}:" in e and fragment in e for e in errors), errors
 
 
+@pytest.mark.parametrize(
+    ("distribution", "version", "ok"),
+    [
+        ("k3s", "v1.31.4+k3s1", True),
+        ("k3s", "v1.36.3+lab", True),
+        ("k0s", "v1.31.3+k0s.0", True),
+        ("k0s", "v1.36.3+lab", True),
+        ("k3s", "v1.31.4", False),
+        ("k3s", "v1.31.3+k0s.0", False),
+        ("k0s", "v1.31.4+k3s1", False),
+    ],
+)
+def test_version_build_metadata(distribution: str, version: str, ok: bool) -> None:
+    doc = registry(distribution=distribution, version=version)
+    if ok:
+        plan = build_plan([(F, doc)])[0]
+        assert host_vars(plan, "ber-01-s1")["edgefleet_version"] == version
+    else:
+        assert any("sites[0].version:" in e for e in errors_of(doc))
+
+
 def test_dqlite_message_explains_history_and_replacement() -> None:
     (error,) = errors_of(registry(datastore="dqlite"))
     assert "embedded etcd in v1.19.1" in error and "no upgrade path" in error
