@@ -15,7 +15,9 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 export EDGEFLEET_CACHE := $(CACHE)
-SANITY_ROOT := $(CURDIR)/build/sanity
+# Outside the checkout: inside a git work tree ansible-test only sees tracked
+# files, and build/ is ignored, so it would skip everything.
+SANITY_ROOT := $(CACHE)/sanity/$(shell printf '%s' '$(CURDIR)' | sha256sum | cut -c1-12)
 SANITY_TREE := $(SANITY_ROOT)/ansible_collections/edgefleet/k8s
 
 # Targets that `make test` runs after the gates and units; mk/*.mk append to it.
@@ -67,7 +69,8 @@ sanity: venv
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_TREE)
 	git ls-files -co --exclude-standard | grep -Ev '^(tests/lab|tests/bench|extensions/molecule|collections|mk|\.ci)/' | grep -Ev '^(Makefile|pyproject\.toml)$$' \
 	  | while read -r f; do [ -e "$$f" ] && printf '%s\n' "$$f"; done | tar -cf - -T - | tar -xf - -C $(SANITY_TREE)
-	cd $(SANITY_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+	cd $(SANITY_TREE) && $(BIN)/ansible-test sanity --venv --python 3.11 --color no 2>&1 | tee $(SANITY_ROOT)/sanity.log
+	@grep -q 'Running sanity test' $(SANITY_ROOT)/sanity.log || { echo 'sanity: ansible-test ran no test (all targets skipped?)'; exit 1; }
 
 units: venv
 	$(BIN)/python -m pytest -q -n 2 tests/unit

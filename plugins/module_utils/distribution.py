@@ -841,3 +841,25 @@ __all__ = [
     "render",
     "secret_values",
 ]
+
+
+def run_module(module_class: Any, dist: Distribution, module_name: str) -> None:
+    """The whole of ``edgefleet.k8s.<dist>_config``: both modules are this call.
+
+    ``module_class`` is ``AnsibleModule``, handed in by the module so that the
+    module itself imports it (as Ansible's tooling expects of a module).
+    """
+    from ansible.module_utils.basic import missing_required_lib
+
+    module = module_class(argument_spec=argument_spec(dist), supports_check_mode=True)
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
+    module.no_log_values.update(secret_values(dist, module.params))
+    result = apply_config(dist, module.params, module.check_mode, module_name)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)

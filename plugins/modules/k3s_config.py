@@ -219,24 +219,12 @@ distribution:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgefleet.k8s.plugins.module_utils import distribution
 
 
 def main() -> None:
-    dist = distribution.K3S
-    module = AnsibleModule(argument_spec=distribution.argument_spec(dist), supports_check_mode=True)
-    if not distribution.HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
-    module.no_log_values.update(distribution.secret_values(dist, module.params))
-    result = distribution.apply_config(dist, module.params, module.check_mode, "edgefleet.k8s.k3s_config")
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    distribution.run_module(AnsibleModule, distribution.K3S, "edgefleet.k8s.k3s_config")
 
 
 if __name__ == "__main__":

@@ -352,9 +352,9 @@ def test_flux_follows_the_fleet_file(
         assert markers["edgefleet-overlay-region-eu-west"]["data"] == {"layer": "overlay", "overlay": "region-eu-west"}
 
         # everything we started listens on loopback only
-        pids = {p for c in sup.children if c.proc for p in [c.proc.pid]} | set(cp.pids()) | {git_pid}
+        pids = {c.proc.pid for c in sup.children if c.proc} | set(cp.pids()) | {git_pid}
         listening = _listeners(pids)
-        assert any(pid == git_pid for pid, _ in listening), listening
+        assert git_pid in {pid for pid, _addr in listening}, listening
         outside = [(pid, addr) for pid, addr in listening if not addr.startswith(("127.0.0.1:", "[::1]:"))]
         assert not outside, f"listening beyond loopback: {outside}"
 

@@ -51,7 +51,7 @@ command -v python3 >/dev/null || { echo "flux: 'python3' not found on PATH" >&2;
 start=$(date +%s)
 mkdir -p "$BIN" "$CRD"
 # Two shared cores: one package at a time, lowest priority. GOTOOLCHAIN=local: never fetch a toolchain.
-export GOFLAGS="${GOFLAGS:--p=1} -buildvcs=false"
+export GOFLAGS="${GOFLAGS:--p=2} -buildvcs=false"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOOS=linux GOARCH=amd64
 
 # wrapper <name> <module> <version> [module=version ...]: write $ROOT/wrap-<name>/go.mod and go.sum.
