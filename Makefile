@@ -43,7 +43,7 @@ include $(sort $(wildcard mk/*.mk))
 test: gates units $(TEST_TARGETS)
 	@echo "make test: all gates and tests passed"
 
-gates: ruff mypy yamllint ansible-lint sanity
+gates: ruff mypy yamllint ansible-lint changelog sanity
 
 ruff: venv
 	$(BIN)/ruff check plugins tests

@@ -7,7 +7,7 @@ DEMO_INVENTORY ?= inventories/lab/lab.fleet.yml
 DEMO_ARGS ?=
 
 .PHONY: demo
-demo: venv lab-up controlplane-bundle
+demo: venv lab-up controlplane-bundle gitops-lab-bundle
 	ANSIBLE_CALLBACKS_ENABLED=ansible.builtin.profile_tasks,edgefleet.k8s.fleet_summary \
 	  $(BIN)/ansible-playbook playbooks/site.yml -i $(DEMO_INVENTORY) $(DEMO_ARGS)
 	@echo "demo: the lab stays up (make lab-down removes it); the control planes are stand-ins, not real K3s/K0s"

@@ -1,0 +1,117 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bad input stops `playbooks/site.yml` before any host is touched (issue 5, acceptance 4).
+
+Every host here points at 127.0.0.1 port 9, where nothing listens: had the run
+tried to reach a host (to gather facts or change anything), Ansible would
+report it UNREACHABLE. The tests assert that it never got that far, that the
+run failed, and that the message names the host (or fleet file) and the key.
+Nothing is sent anywhere but loopback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _bundle(root: Path) -> Path:
+    """A minimal air-gap bundle (a test fixture, not a K3s binary) so the bundle check passes."""
+    version_dir = root / "k3s" / "v1.36.3+lab"
+    version_dir.mkdir(parents=True)
+    binary = version_dir / "k3s"
+    binary.write_bytes(b"#!/bin/sh\necho 'test fixture, not k3s'\n")
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    (version_dir / "sha256sum-amd64.txt").write_text(f"{digest}  k3s\n")
+    return root
+
+
+def _fleet(path: Path, sites: list[dict[str, object]]) -> Path:
+    doc = {
+        "plugin": "edgefleet.k8s.fleet",
+        "defaults": {
+            "region": "test",
+            "model": "none",
+            "channel": "stable",
+            "distribution": "k3s",
+            "version": "v1.36.3+lab",
+            "arch": "amd64",
+            "gitops": {"engine": "none"},
+        },
+        "sites": sites,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _node(name: str, address: str, role: str = "server") -> dict[str, object]:
+    return {"name": name, "address": address, "role": role, "vars": {"ansible_port": 9}}
+
+
+def _run_site(tmp_path: Path, fleet: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_TIMEOUT="5",
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    extra = {
+        "edgefleet_artifacts_bundle": str(_bundle(tmp_path / "bundle")),
+        "edgefleet_artifacts_components": ["binary"],
+        "edgefleet_artifacts_cache_dir": str(tmp_path / "cache"),
+        "ansible_python_interpreter": sys.executable,
+    }
+    extra_file = tmp_path / "extra.yml"
+    extra_file.write_text(yaml.safe_dump(extra))
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml", "-i", str(fleet), "-e", f"@{extra_file}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _assert_no_host_touched(result: subprocess.CompletedProcess[str]) -> str:
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "UNREACHABLE" not in out, "the run tried to reach a host before stopping:\n" + out
+    assert "changed=1" not in out and "changed: [" not in out, out
+    return out
+
+
+def test_unknown_key_and_inline_token_both_reported_before_any_host(tmp_path: Path) -> None:
+    typo = {"edgefleet_k3s_config": {"kube-apiserver-args": ["x=1"]}}
+    inline_token = {"edgefleet_k3s_config": {"token": "s3cr3t-inline"}}
+    site_a = {"name": "site-a", "nodes": [_node("a1", "127.0.0.2")], "vars": typo}
+    site_b = {"name": "site-b", "nodes": [_node("b1", "127.0.0.3")], "vars": inline_token}
+    out = _assert_no_host_touched(_run_site(tmp_path, _fleet(tmp_path / "bad.fleet.yml", [site_a, site_b])))
+    # Both problems, each naming its host and key: not just the first one found.
+    assert "a1" in out and "kube-apiserver-args" in out, out
+    assert "b1" in out and "token" in out, out
+    # The inline token's value is a secret: it must not be echoed back.
+    assert "s3cr3t-inline" not in out, out
+
+
+@pytest.mark.parametrize("servers", [2])
+def test_sqlite_with_two_servers_stops_at_the_inventory(tmp_path: Path, servers: int) -> None:
+    nodes = [_node(f"c{i}", f"127.0.0.{10 + i}") for i in range(servers)]
+    site = {"name": "site-c", "datastore": "sqlite", "nodes": nodes}
+    fleet = _fleet(tmp_path / "two-servers.fleet.yml", [site])
+    out = _assert_no_host_touched(_run_site(tmp_path, fleet))
+    assert "two-servers.fleet.yml" in out and "site-c" in out and "datastore" in out, out
+    assert "etcd" in out, out
