@@ -13,6 +13,7 @@ import ipaddress
 import re
 import typing as t
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils import gitops as _gitops
 from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import (
     Ctx,
     FleetError,
@@ -84,6 +85,7 @@ PUBLISHED_VARS = frozenset(
         "edgefleet_overlays",
         "edgefleet_gitops_path",
         "edgefleet_kustomization",
+        "edgefleet_node_labels",
     )
 )
 
@@ -480,6 +482,20 @@ def _build_site(
         ctx.error("overlays", conflict)
     if resolution.conflicts:
         return None
+    # The identity labels every node of the cluster carries (edgefleet.io/site, region, model,
+    # channel, overlays), over the fleet's own labels: the distribution roles set them as node
+    # labels, so workloads and ApplicationSets can select on them with no API call at all.
+    identity = _gitops.node_labels(
+        _gitops.ClusterFacts(
+            cluster=name,
+            path=resolution.gitops_path,
+            overlays=tuple(resolution.overlays),
+            site=name,
+            region=region,
+            model=model,
+            channel=channel,
+        )
+    )
     site_vars_out: dict[str, t.Any] = dict(site_vars)
     site_vars_out.update(
         {
@@ -502,6 +518,7 @@ def _build_site(
             "edgefleet_overlays": resolution.overlays,
             "edgefleet_gitops_path": resolution.gitops_path,
             "edgefleet_kustomization": resolution.kustomization,
+            "edgefleet_node_labels": {**site_labels, **identity},
         }
     )
     if datastore == "external":
@@ -513,6 +530,7 @@ def _build_site(
         node_labels = node.pop("labels")
         if node_labels:
             node["vars"]["edgefleet_labels"] = {**site_labels, **node_labels}
+            node["vars"]["edgefleet_node_labels"] = {**site_labels, **node_labels, **identity}
     return {"groups": groups + extra_groups, "vars": site_vars_out, "nodes": nodes}
 
 

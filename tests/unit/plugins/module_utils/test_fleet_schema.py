@@ -73,6 +73,12 @@ def test_valid_registry_publishes_the_contract() -> None:
     assert "edgefleet_datastore_endpoint" not in hv
     assert hv["edgefleet_cluster_servers"] == ["ber-01-s1"]
     assert hv["edgefleet_cluster_agents"] == ["ber-01-a1"]
+    # The identity labels the distribution roles put on every node, over the fleet's own labels.
+    labels = hv["edgefleet_node_labels"]
+    assert labels["ring"] == "pilot"
+    assert labels["edgefleet.io/site"] == "ber-01" and labels["edgefleet.io/region"] == "eu-west"
+    assert labels["edgefleet.io/model"] == "rpi5" and labels["edgefleet.io/channel"] == "stable"
+    assert labels["edgefleet.io/overlays"].startswith("base")
     assert hv["edgefleet_cluster_init_server"] == "ber-01-s1"
     assert hv["edgefleet_gitops_engine"] == "flux"
     assert hv["edgefleet_gitops_branch"] == "main"
