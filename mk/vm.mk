@@ -21,4 +21,4 @@ test-vm-full: venv
 	@trap '$(VM_LAB)/down.sh' EXIT; $(VM_LAB)/up.sh && $(VM_LAB)/check.sh \
 	  && $(VM_LAB)/run-disk-encryption.sh
 
-TEST_TARGETS += test-vm
+TEST_TARGETS += test-vm-full
