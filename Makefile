@@ -56,7 +56,7 @@ yamllint: venv
 	$(BIN)/yamllint -s .
 
 ansible-lint: venv
-	$(BIN)/ansible-lint --offline -p
+	$(BIN)/ansible-lint --offline --format pep8
 
 # ansible-test wants the collection at ansible_collections/<ns>/<name>; we copy
 # what the collection ships (not build_ignore'd paths) plus its unit tests.
