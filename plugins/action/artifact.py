@@ -18,24 +18,7 @@ display = Display()
 
 _MODULE = "edgefleet.k8s.artifact"
 
-ARGUMENT_SPEC: dict[str, Any] = {
-    "bundle": {"type": "str", "required": True},
-    "distribution": {"type": "str", "required": True, "choices": list(artifacts.DISTRIBUTIONS)},
-    "version": {"type": "str", "required": True},
-    "arch": {"type": "str", "required": True, "choices": list(artifacts.ARCHES)},
-    "components": {
-        "type": "list",
-        "elements": "str",
-        "choices": list(artifacts.COMPONENTS),
-        "default": list(artifacts.COMPONENTS),
-    },
-    "bundle_sums_sha256": {"type": "str"},
-    "cache_dir": {"type": "str", "default": "~/.cache/edgefleet/artifacts"},
-    "staging_root": {"type": "str", "default": artifacts.STAGING_ROOT},
-    "bin_dir": {"type": "str", "default": artifacts.BIN_DIR},
-    "images_dir": {"type": "str"},
-    "verify_only": {"type": "bool", "default": False},
-}
+ARGUMENT_SPEC: dict[str, Any] = artifacts.argument_spec(on_node=False)
 
 
 def _fetch(url: str, dest: str) -> None:

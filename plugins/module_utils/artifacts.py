@@ -35,6 +35,45 @@ COMPONENTS = ("binary", "images", "install_script")
 
 STAGING_ROOT = "/var/lib/edgefleet/artifacts"
 BIN_DIR = "/usr/local/bin"
+
+
+def argument_spec(on_node: bool) -> dict[str, Any]:
+    """The options of ``edgefleet.k8s.artifact``, one spec for its action plugin and its module.
+
+    On the controller the paths stay plain strings: expanding ``~`` there would use the
+    controller's home for paths that live on the node. The module (on the node) takes them as
+    ``path``, and also the private options that only the action plugin sets.
+    """
+    path = "path" if on_node else "str"
+    spec: dict[str, Any] = {
+        "bundle": {"type": "str", "required": True},
+        "distribution": {"type": "str", "required": True, "choices": list(DISTRIBUTIONS)},
+        "version": {"type": "str", "required": True},
+        "arch": {"type": "str", "required": True, "choices": list(ARCHES)},
+        "components": {
+            "type": "list",
+            "elements": "str",
+            "choices": list(COMPONENTS),
+            "default": list(COMPONENTS),
+        },
+        "bundle_sums_sha256": {"type": "str"},
+        "cache_dir": {"type": path, "default": "~/.cache/edgefleet/artifacts"},
+        "staging_root": {"type": path, "default": STAGING_ROOT},
+        "bin_dir": {"type": path, "default": BIN_DIR},
+        "images_dir": {"type": path},
+        "verify_only": {"type": "bool", "default": False},
+    }
+    if on_node:
+        spec.update(
+            {
+                "_files": {"type": "list", "elements": "dict"},
+                "_sources": {"type": "dict", "default": {}},
+                "_probe": {"type": "bool", "default": False},
+            }
+        )
+    return spec
+
+
 IMAGES_DIRS = {
     "k3s": "/var/lib/rancher/k3s/agent/images",
     "k0s": "/var/lib/k0s/images",

@@ -225,28 +225,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils import artifacts
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "bundle": {"type": "str", "required": True},
-            "distribution": {"type": "str", "required": True, "choices": list(artifacts.DISTRIBUTIONS)},
-            "version": {"type": "str", "required": True},
-            "arch": {"type": "str", "required": True, "choices": list(artifacts.ARCHES)},
-            "components": {
-                "type": "list",
-                "elements": "str",
-                "choices": list(artifacts.COMPONENTS),
-                "default": list(artifacts.COMPONENTS),
-            },
-            "bundle_sums_sha256": {"type": "str"},
-            "cache_dir": {"type": "path", "default": "~/.cache/edgefleet/artifacts"},
-            "staging_root": {"type": "path", "default": artifacts.STAGING_ROOT},
-            "bin_dir": {"type": "path", "default": artifacts.BIN_DIR},
-            "images_dir": {"type": "path"},
-            "verify_only": {"type": "bool", "default": False},
-            # Set by the action plugin only.
-            "_files": {"type": "list", "elements": "dict"},
-            "_sources": {"type": "dict", "default": {}},
-            "_probe": {"type": "bool", "default": False},
-        },
+        argument_spec=artifacts.argument_spec(on_node=True),
         supports_check_mode=True,
     )
     params = module.params
