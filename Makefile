@@ -40,7 +40,22 @@ venv: $(VENV)/.ready
 
 include $(sort $(wildcard mk/*.mk))
 
-test: gates units $(TEST_TARGETS)
+# `make test`: the gates and unit tests, then the builds the tests share (one at a time: they fill the
+# same caches), then two lanes at once (tests/lab/lanes.sh): the VM lane (test-vm-full, qemu/TCG) and
+# everything else in TEST_TARGETS (podman lab, stand-ins, Flux). The lanes use separate hosts, and the
+# 2-core machine's time is mostly spent waiting in each, so together they take about as long as the
+# longer one. TEST_LANES=1 runs them one after the other.
+TEST_LANES ?= 2
+TEST_BUILDS := controlplane-bundle flux kubectl lab-image lab-vm-image
+VM_TEST_TARGETS := test-vm-full
+test: gates units
+	@$(MAKE) --no-print-directory $(TEST_BUILDS)
+ifeq ($(TEST_LANES),1)
+	@$(MAKE) --no-print-directory $(TEST_TARGETS)
+else
+	@tests/lab/lanes.sh "vm=$(MAKE) --no-print-directory $(VM_TEST_TARGETS)" \
+	  "lab=$(MAKE) --no-print-directory $(filter-out $(VM_TEST_TARGETS),$(TEST_TARGETS))"
+endif
 	@echo "make test: all gates and tests passed"
 
 gates: ruff mypy yamllint ansible-lint changelog sanity

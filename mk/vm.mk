@@ -1,7 +1,10 @@
 # The lab's dm-crypt VM (qemu/TCG + swtpm): see docs/lab.md, "The dm-crypt VM".
 VM_LAB := tests/lab/vm
 
-.PHONY: lab-vm-up lab-vm-down lab-vm-check test-vm test-vm-full
+.PHONY: lab-vm-image lab-vm-up lab-vm-down lab-vm-check test-vm test-vm-full
+lab-vm-image:
+	$(VM_LAB)/build-image.sh >/dev/null
+
 lab-vm-up:
 	$(VM_LAB)/up.sh
 
@@ -17,7 +20,7 @@ test-vm: venv
 	@trap '$(VM_LAB)/down.sh' EXIT; $(VM_LAB)/up.sh && $(VM_LAB)/check.sh
 
 # The disk-encryption scenario on the VM (issue 6); slower under TCG.
-test-vm-full: venv
+test-vm-full: venv controlplane-bundle
 	@trap '$(VM_LAB)/down.sh' EXIT; $(VM_LAB)/up.sh && $(VM_LAB)/check.sh \
 	  && $(VM_LAB)/run-disk-encryption.sh
 

@@ -16,7 +16,11 @@ description:
     of every entry). On a mismatch it unmounts, starts the services again and fails; the source is untouched.
   - On a match it unmounts the volume and, when O(remove_source=true), empties O(path) so no plaintext copy stays on
     the unencrypted disk (an ordinary delete, not a secure erase). The caller mounts the volume at O(path) and starts
-    the services in RV(stopped_services) again.
+    the services in RV(stopped_services) again, then removes RV(journal).
+  - The move is journalled on the root disk (O(journal_dir)), written atomically before services stop and again after
+    the copy is verified. A run that died half-way is finished by the next one. Services it had stopped are returned in
+    RV(stopped_services) so the caller starts them; a partial copy on the volume is made again (the source is emptied
+    only after a verified copy); a verified copy whose source was half-emptied is kept and the emptying finished.
 author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
@@ -51,6 +55,10 @@ options:
     description: Empty O(path) on the unencrypted disk after a verified copy.
     type: bool
     default: true
+  journal_dir:
+    description: Directory on the root disk for the move journal (one JSON file per data directory, mode 0600).
+    type: path
+    default: /var/lib/edgefleet/data-dir-migrate
 """
 
 EXAMPLES = r"""
@@ -67,8 +75,17 @@ migrated:
   description: Whether data was (or, in check mode, would be) moved.
   returned: always
   type: bool
+resumed:
+  description: Whether a journal of an earlier, interrupted move was found (and that move finished).
+  returned: always
+  type: bool
+journal:
+  description: The journal file of this data directory; remove it once RV(stopped_services) run again.
+  returned: always
+  type: str
+  sample: /var/lib/edgefleet/data-dir-migrate/var-lib-rancher.json
 stopped_services:
-  description: The services this task stopped; start them again once the volume is mounted.
+  description: The services this task, or an interrupted earlier run, stopped; start them once the volume is mounted.
   returned: always
   type: list
   elements: str
@@ -87,8 +104,6 @@ bytes:
 """
 
 import os
-import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgefleet.k8s.plugins.module_utils import disk_luks, disk_migrate
@@ -107,16 +122,29 @@ def main() -> None:
             "fstype": {"type": "str", "default": "ext4"},
             "services": {"type": "list", "elements": "str", "default": []},
             "remove_source": {"type": "bool", "default": True},
+            "journal_dir": {"type": "path", "default": disk_migrate.JOURNAL_DIR},
         },
         supports_check_mode=True,
     )
     path = os.path.normpath(module.params["path"])
     device = module.params["device"]
-    result = {"changed": False, "migrated": False, "stopped_services": []}
-    dev_mm = disk_luks.majmin(disk_luks.dev_name(device))
+    journal = disk_migrate.journal_file(path, module.params["journal_dir"])
+    try:
+        pending = disk_migrate.load_journal(journal)
+    except disk_migrate.MoveError as exc:
+        module.fail_json(msg=str(exc), stopped_services=[])
+    # Services an earlier, interrupted run stopped: started again by the caller like our own.
+    carried = pending.services if pending is not None else []
+    result = {
+        "changed": False,
+        "migrated": False,
+        "resumed": pending is not None,
+        "journal": journal,
+        "stopped_services": [] if module.check_mode else carried,
+    }
     mounted_mm = disk_migrate.parse_mount_source(_mountinfo(), path)
     if mounted_mm is not None:
-        if mounted_mm == dev_mm:
+        if mounted_mm == disk_luks.majmin(disk_luks.dev_name(device)):
             module.exit_json(**result)
         module.fail_json(
             msg=f"{path} is already a mount point of another device ({mounted_mm}); not moving it", **result
@@ -124,67 +152,37 @@ def main() -> None:
     if not disk_migrate.has_data(path):
         module.exit_json(**result)
     if module.check_mode:
-        module.exit_json(changed=True, migrated=True, stopped_services=[])
+        module.exit_json(**dict(result, changed=True, migrated=True))
 
-    systemctl = module.get_bin_path("systemctl", required=True)
-    stopped: list[str] = []
-    for unit in module.params["services"]:
-        rc, _o, _e = module.run_command([systemctl, "is-active", "--quiet", unit])
-        if rc == 0:
-            rc, _o, err = module.run_command([systemctl, "stop", unit])
-            if rc != 0:
-                module.fail_json(
-                    msg=f"cannot stop {unit} before moving {path}: {err.strip()}", stopped_services=stopped
-                )
-            stopped.append(unit)
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        if argv[0] == "systemctl":
+            argv = [module.get_bin_path("systemctl", required=True), *argv[1:]]
+        rc, out, err = module.run_command(argv)
+        return rc, out, err
 
-    def restart_and_fail(msg: str) -> None:
-        for unit in stopped:
-            module.run_command([systemctl, "start", unit])
-        module.fail_json(msg=msg, stopped_services=[], migrated=False)
-
-    tmp = tempfile.mkdtemp(prefix="edgefleet-migrate-", dir="/run")
-    rc, _o, err = module.run_command(["mount", "-t", module.params["fstype"], device, tmp])
-    if rc != 0:
-        os.rmdir(tmp)
-        restart_and_fail(f"cannot mount {device} to move {path}: {err.strip()}")
+    mover = disk_migrate.Mover(
+        path=path,
+        device=device,
+        fstype=module.params["fstype"],
+        services=module.params["services"],
+        run=run,
+        journal=journal,
+        remove_source=module.params["remove_source"],
+    )
     try:
-        source = disk_migrate.tree_digest(path)
-        if disk_migrate.has_data(tmp):
-            present = disk_migrate.tree_digest(tmp)
-            if present.sha256 != source.sha256:
-                restart_and_fail(
-                    f"{device} already holds other data than {path} (digest {present.sha256[:16]} vs "
-                    f"{source.sha256[:16]}); not overwriting it. Inspect both and empty one of them."
-                )
-        else:
-            rc, _o, err = module.run_command(["cp", "-a", "--", f"{path}/.", f"{tmp}/"])
-            if rc != 0:
-                restart_and_fail(f"copying {path} onto {device} failed: {err.strip()}")
-            os.sync()
-        copied = disk_migrate.tree_digest(tmp)
-        if copied.sha256 != source.sha256:
-            restart_and_fail(
-                f"the copy of {path} on {device} differs from the source (digest {copied.sha256[:16]} vs "
-                f"{source.sha256[:16]}); the source is untouched"
-            )
-    finally:
-        module.run_command(["umount", tmp])
-        os.rmdir(tmp)
-    if module.params["remove_source"]:
-        for name in os.listdir(path):
-            full = os.path.join(path, name)
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full)
-            else:
-                os.unlink(full)
+        moved = mover.move(pending)
+    except disk_migrate.MoveError as exc:
+        module.fail_json(msg=str(exc), stopped_services=[], migrated=False, journal=journal)
+    digest = moved.digest
     module.exit_json(
         changed=True,
         migrated=True,
-        stopped_services=stopped,
-        digest=source.sha256,
-        files=source.files,
-        bytes=source.bytes,
+        resumed=moved.resumed,
+        journal=journal,
+        stopped_services=moved.stopped_services or [],
+        digest=digest.sha256 if digest else None,
+        files=digest.files if digest else None,
+        bytes=digest.bytes if digest else None,
     )
 
 

@@ -4,7 +4,7 @@
 #   2. run every Molecule scenario named in tests/lab/scenarios.txt;
 #   3. run pytest on the tests/integration files no other mk/*.mk target runs;
 #   4. ALWAYS tear down what this run brought up (trap EXIT), pass or fail.
-# Exits non-zero when any step fails. Lab nodes or a VM that were already up
+# Exits non-zero when any step fails. Lab nodes that were already up
 # before the run (someone else's work) are left as they were.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -13,12 +13,8 @@ NODES="${NODES:-4}"
 SCENARIOS_FILE="${SCENARIOS_FILE:-$LAB_DIR/scenarios.txt}"
 mapfile -t scenarios < <(grep -Ev '^\s*(#|$)' "$SCENARIOS_FILE" | tr -d ' \t')
 
-has_make_target() { grep -qE "^$1:" Makefile mk/*.mk 2>/dev/null; }
-vm_running() { compgen -G "$EDGEFLEET_CACHE/vm/run/*.pid" >/dev/null \
-  && for f in "$EDGEFLEET_CACHE"/vm/run/*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && return 0; done; return 1; }
 
 nodes_before=$(command -v podman >/dev/null && lab_node_containers | tr '\n' ' ' || true)
-vm_before=no; vm_running && vm_before=yes
 ran=()
 
 teardown() {
@@ -33,10 +29,6 @@ teardown() {
     "$LAB_DIR/down.sh"
   else
     lab_log "lab nodes were up before this run ($nodes_before); leaving them"
-  fi
-  if has_make_target lab-vm-down; then
-    if [[ $vm_before == no ]]; then make -s lab-vm-down || lab_log "make lab-vm-down failed"
-    else lab_log "the VM was running before this run; leaving it"; fi
   fi
   left=$(podman ps -a --filter "label=$LAB_LABEL" --format '{{.Names}}' | tr '\n' ' ')
   [[ -z ${left// /} ]] || lab_log "lab containers still present: $left"

@@ -28,6 +28,7 @@ all:
           ansible_python_interpreter: /usr/bin/python3
           edgefleet_lab_vm: true
           edgefleet_lab_vm_data_disk: /dev/disk/by-id/virtio-edgefleet-data
+          edgefleet_lab_vm_data2_disk: /dev/disk/by-id/virtio-edgefleet-data2
           edgefleet_lab_vm_spare_disks:
             - /dev/disk/by-id/virtio-edgefleet-spare1
             - /dev/disk/by-id/virtio-edgefleet-spare2
@@ -54,7 +55,7 @@ start=$SECONDS
 mkdir -p "$VM_RUN/tpm"
 chmod 0700 "$VM_RUN"
 qemu-img create -q -f qcow2 -F raw -b "$base/root.img" "$VM_RUN/root.qcow2"
-truncate -s 1G "$VM_RUN/data.img"
+truncate -s 1G "$VM_RUN/data.img" "$VM_RUN/data2.img"
 truncate -s 64M "$VM_RUN/spare1.img" "$VM_RUN/spare2.img"
 
 swtpm socket --tpm2 --tpmstate dir="$VM_RUN/tpm" \
@@ -67,13 +68,14 @@ for _ in $(seq 50); do [[ -S "$VM_RUN/swtpm.sock" ]] && break; sleep 0.1; done
 disk() { printf -- '-drive file=%s,if=none,id=%s,format=%s,cache=unsafe -device virtio-blk-pci,drive=%s,serial=%s' "$@"; }
 # shellcheck disable=SC2046
 qemu-system-x86_64 -name "$VM_NAME" \
-  -accel tcg,tb-size=256 -cpu max -m "${VM_MEMORY:-1024}" -smp 2 \
+  -accel tcg,tb-size=256 -cpu max -m "${VM_MEMORY:-2048}" -smp 2 \
   -display none -serial file:"$VM_RUN/console.log" -monitor none \
   -daemonize -pidfile "$VM_RUN/qemu.pid" \
   -kernel "$base/vmlinuz" -initrd "$base/initrd.img" \
   -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet" \
   $(disk "$VM_RUN/root.qcow2" root qcow2 root edgefleet-root) \
   $(disk "$VM_RUN/data.img" data raw data edgefleet-data) \
+  $(disk "$VM_RUN/data2.img" data2 raw data2 edgefleet-data2) \
   $(disk "$VM_RUN/spare1.img" spare1 raw spare1 edgefleet-spare1) \
   $(disk "$VM_RUN/spare2.img" spare2 raw spare2 edgefleet-spare2) \
   -chardev socket,id=chrtpm,path="$VM_RUN/swtpm.sock" \

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs test lanes at once and waits for all of them (used by `make test`).
+#   lanes.sh NAME=COMMAND [NAME=COMMAND ...]
+# Each lane's output is shown live with a "[NAME] " prefix and kept whole in
+# $EDGEFLEET_CACHE/lanes/NAME.log. Exits non-zero if any lane failed, after all
+# have ended, and prints each lane's status and time. The lanes must not share
+# hosts: the podman lab lane and the VM lane use separate networks and caches.
+set -uo pipefail
+logs="${EDGEFLEET_CACHE:-$HOME/.cache/edgefleet}/lanes"
+mkdir -p "$logs"
+names=() pids=() starts=()
+for lane in "$@"; do
+  name=${lane%%=*} cmd=${lane#*=}
+  : >"$logs/$name.log"
+  # Each lane is a process group of its own, so a stop reaches everything it started.
+  setsid bash -c 'set -o pipefail; bash -c "$1" 2>&1 | tee "$2" | sed -u "s/^/[$3] /"' _ "$cmd" "$logs/$name.log" "$name" &
+  names+=("$name") pids+=($!) starts+=("$SECONDS")
+done
+# A Ctrl-C or a CI timeout stops every lane; each lane's own traps tear its hosts down.
+trap 'for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done; wait; exit 130' INT TERM
+rc=0 summary=()
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then status=passed; else status=FAILED; rc=1; fi
+  summary+=("lane ${names[$i]}: $status (ended after $((SECONDS - starts[i])) s; log $logs/${names[$i]}.log)")
+done
+printf '%s\n' "${summary[@]}"
+exit "$rc"
