@@ -152,7 +152,8 @@ def main() -> None:
     if not disk_migrate.has_data(path):
         module.exit_json(**result)
     if module.check_mode:
-        module.exit_json(**dict(result, changed=True, migrated=True))
+        result.update(changed=True, migrated=True)
+        module.exit_json(**result)
 
     def run(argv: list[str]) -> tuple[int, str, str]:
         if argv[0] == "systemctl":
