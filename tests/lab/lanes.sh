@@ -18,10 +18,20 @@ for lane in "$@"; do
 done
 # A Ctrl-C or a CI timeout stops every lane; each lane's own traps tear its hosts down.
 trap 'for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done; wait; exit 130' INT TERM
-rc=0 summary=()
-for i in "${!pids[@]}"; do
-  if wait "${pids[$i]}"; then status=passed; else status=FAILED; rc=1; fi
-  summary+=("lane ${names[$i]}: $status (ended after $((SECONDS - starts[i])) s; log $logs/${names[$i]}.log)")
+rc=0 summary=() running=("${pids[@]}")
+# In the order the lanes end, each with its own time.
+while (( ${#running[@]} > 0 )); do
+  ended=""
+  if wait -n -p ended "${running[@]}"; then status=passed; else status=FAILED; rc=1; fi
+  [[ -n "$ended" ]] || break
+  still=()
+  for i in "${!pids[@]}"; do
+    if [[ "${pids[$i]}" == "$ended" ]]; then
+      summary+=("lane ${names[$i]}: $status after $((SECONDS - starts[i])) s (log $logs/${names[$i]}.log)")
+    fi
+  done
+  for p in "${running[@]}"; do [[ "$p" == "$ended" ]] || still+=("$p"); done
+  running=("${still[@]}")
 done
 printf '%s\n' "${summary[@]}"
 exit "$rc"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Bring up the lab's dm-crypt VM (idempotent): a qemu guest under TCG with a
-# qcow2 overlay on the cached base image, a fresh raw data disk (/dev/vdb,
-# by-id virtio-edgefleet-data), two small spare disks for the safety tests
-# (/dev/vdc virtio-edgefleet-spare1, /dev/vdd virtio-edgefleet-spare2), and a
+# Bring up the lab's dm-crypt VM (idempotent): a qemu guest under TCG
+# (-cpu ${VM_CPU:-qemu64}: the plainest model is the fastest to emulate; -m ${VM_MEMORY:-2048})
+# with a qcow2 overlay on the cached base image, two fresh raw data disks
+# (/dev/disk/by-id/virtio-edgefleet-data and virtio-edgefleet-data2), two small spare disks
+# for the safety tests (virtio-edgefleet-spare1, virtio-edgefleet-spare2), and a
 # software TPM 2.0 (swtpm, state per run). The only network is qemu user-net
 # with restrict=on: the guest reaches nothing, and its sshd is forwarded to
 # 127.0.0.1:$VM_SSH_PORT only. Writes inventories/lab/generated/vm.yml.
@@ -68,7 +69,7 @@ for _ in $(seq 50); do [[ -S "$VM_RUN/swtpm.sock" ]] && break; sleep 0.1; done
 disk() { printf -- '-drive file=%s,if=none,id=%s,format=%s,cache=unsafe -device virtio-blk-pci,drive=%s,serial=%s' "$@"; }
 # shellcheck disable=SC2046
 qemu-system-x86_64 -name "$VM_NAME" \
-  -accel tcg,tb-size=256 -cpu max -m "${VM_MEMORY:-2048}" -smp 2 \
+  -accel tcg,tb-size=256 -cpu "${VM_CPU:-qemu64}" -m "${VM_MEMORY:-2048}" -smp 2 \
   -display none -serial file:"$VM_RUN/console.log" -monitor none \
   -daemonize -pidfile "$VM_RUN/qemu.pid" \
   -kernel "$base/vmlinuz" -initrd "$base/initrd.img" \

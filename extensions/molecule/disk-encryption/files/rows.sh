@@ -12,7 +12,9 @@ esac
 kc() { "/usr/local/bin/$dist" kubectl "$@"; }
 case "$cmd" in
   create)
-    python3 - "$3" <<'PY' | kc apply -f - >/dev/null
+    list=$(mktemp)
+    trap 'rm -f "$list"' EXIT
+    python3 - "$3" >"$list" <<'PY'
 import json, os, sys
 n = int(sys.argv[1])
 items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "edgefleet-rows"}}]
@@ -21,16 +23,31 @@ items += [{"apiVersion": "v1", "kind": "ConfigMap",
            "data": {"value": os.urandom(96).hex()}} for i in range(n)]
 print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 PY
+    # A freshly started kine can answer "database table is locked" for a while (its startup
+    # compaction holds SQLite); the same list is applied again until it goes through.
+    for attempt in 1 2 3 4 5 6; do
+      kc apply -f "$list" >/dev/null && exit 0
+      echo "rows.sh: apply attempt $attempt failed; retrying in 5 s" >&2
+      sleep 5
+    done
+    exit 1
     ;;
   count)
-    api=$(kc get configmaps -n edgefleet-rows -o json | python3 -c '
+    json=""
+    for attempt in 1 2 3 4 5 6; do
+      json=$(kc get configmaps -n edgefleet-rows -o json) && break
+      echo "rows.sh: read attempt $attempt failed; retrying in 5 s" >&2
+      sleep 5
+    done
+    [[ -n "$json" ]] || exit 1
+    api=$(printf '%s' "$json" | python3 -c '
 import hashlib, json, sys
 items = [i for i in json.load(sys.stdin)["items"] if i["metadata"]["name"].startswith("row-")]
 h = hashlib.sha256()
 for i in sorted(items, key=lambda i: i["metadata"]["name"]):
     h.update((i["metadata"]["name"] + "=" + i["data"]["value"] + "\n").encode())
 print(len(items), h.hexdigest())')
-    kine=$(sqlite3 -readonly "$db" "SELECT count(*) FROM kine WHERE name LIKE '/registry/configmaps/edgefleet-rows/row-%'")
+    kine=$(sqlite3 -readonly -cmd ".timeout 30000" "$db" "SELECT count(*) FROM kine WHERE name LIKE '/registry/configmaps/edgefleet-rows/row-%'")
     echo "$api $kine"
     ;;
   *) echo "rows.sh: unknown command $cmd" >&2; exit 2 ;;

@@ -1,0 +1,34 @@
+"""Tests for tests/lab/lanes.sh (how `make test` runs the lab lane and the VM lane at once)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+SCRIPT = Path(__file__).parent / "lanes.sh"
+
+
+def run(tmp_path: Path, *lanes: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, EDGEFLEET_CACHE=str(tmp_path))
+    return subprocess.run(["bash", str(SCRIPT), *lanes], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_lanes_run_at_once_and_all_must_pass(tmp_path: Path) -> None:
+    start = time.monotonic()
+    res = run(tmp_path, "a=sleep 2; echo one", "b=sleep 2; echo two")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert time.monotonic() - start < 3.5, "the lanes ran one after the other"
+    assert "[a] one" in res.stdout and "[b] two" in res.stdout
+    assert (tmp_path / "lanes" / "a.log").read_text() == "one\n"
+    assert "lane a: passed" in res.stdout and "lane b: passed" in res.stdout
+
+
+def test_one_failing_lane_fails_the_run_after_the_others_end(tmp_path: Path) -> None:
+    res = run(tmp_path, "slow=sleep 1; echo done", "bad=echo broken; exit 3")
+    assert res.returncode == 1
+    assert "lane bad: FAILED" in res.stdout and "lane slow: passed" in res.stdout
+    assert "[slow] done" in res.stdout, "the run did not wait for the other lane"
+    # Each lane's own time: the failing one ended first.
+    assert res.stdout.index("lane bad:") < res.stdout.index("lane slow:")
