@@ -17,9 +17,9 @@ def run(tmp_path: Path, *lanes: str) -> subprocess.CompletedProcess[str]:
 
 def test_lanes_run_at_once_and_all_must_pass(tmp_path: Path) -> None:
     start = time.monotonic()
-    res = run(tmp_path, "a=sleep 2; echo one", "b=sleep 2; echo two")
+    res = run(tmp_path, "a=sleep 3; echo one", "b=sleep 3; echo two")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert time.monotonic() - start < 3.5, "the lanes ran one after the other"
+    assert time.monotonic() - start < 5.5, "the lanes ran one after the other (that takes 6 s or more)"
     assert "[a] one" in res.stdout and "[b] two" in res.stdout
     assert (tmp_path / "lanes" / "a.log").read_text() == "one\n"
     assert "lane a: passed" in res.stdout and "lane b: passed" in res.stdout
