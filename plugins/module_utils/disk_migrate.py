@@ -224,14 +224,14 @@ class Mover:
             source = tree_digest(self.path)
             if has_data(tmp):
                 present = tree_digest(tmp)
-                ours = pending is not None and pending.device == self.device
+                ours = pending if pending is not None and pending.device == self.device else None
                 if present.sha256 == source.sha256:
                     pass
-                elif ours and pending is not None and pending.phase == "verified" and present.sha256 == pending.digest:
+                elif ours is not None and ours.phase == "verified" and present.sha256 == ours.digest:
                     # An earlier run verified this copy and died while emptying the source: finish that.
                     empty_dir(self.path)
                     return MoveResult(True, True, stopped, present)
-                elif ours and pending is not None and pending.phase == "stopping":
+                elif ours is not None and ours.phase == "stopping":
                     # An earlier run died while copying: the volume holds a partial copy of ours, the
                     # source was never touched (it is emptied only after a verified copy). Copy again.
                     empty_dir(tmp, keep=("lost+found",))

@@ -155,9 +155,11 @@ def main() -> None:
         result.update(changed=True, migrated=True)
         module.exit_json(**result)
 
+    systemctl = module.get_bin_path("systemctl", required=True)
+
     def run(argv: list[str]) -> tuple[int, str, str]:
         if argv[0] == "systemctl":
-            argv = [module.get_bin_path("systemctl", required=True), *argv[1:]]
+            argv = [systemctl, *argv[1:]]
         rc, out, err = module.run_command(argv)
         return rc, out, err
 
