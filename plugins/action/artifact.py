@@ -11,8 +11,8 @@ from typing import Any
 from ansible.module_utils.urls import open_url
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible_collections.edgefleet.k8s.plugins.module_utils import artifacts
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import sha256_file
+from ansible_collections.edgefleet.k8s.plugins.module_utils._artifacts import bundle as artifacts
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_file
 
 display = Display()
 

@@ -10,8 +10,8 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.parsing.vault import VaultLib
 from ansible.plugins.action import ActionBase
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _luks_escrow
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import atomic_write, read_bytes
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, read_bytes
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import escrow as _luks_escrow
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "escrow_dir": {"type": "str", "required": True},

@@ -23,7 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
-from ansible_collections.edgefleet.k8s.plugins.module_utils.fleet_summary import render_table, summarise
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_summary import render_table, summarise
 
 
 class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped here

@@ -7,8 +7,8 @@ from __future__ import annotations
 import typing as t
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import FleetError, Problems
-from ansible_collections.edgefleet.k8s.plugins.module_utils.overlays import facts_from_hostvars, parse_config, resolve
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import FleetError, Problems
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.overlays import facts_from_hostvars, parse_config, resolve
 
 
 def overlays(hostvars: t.Any, rules: t.Any = None) -> dict[str, t.Any]:

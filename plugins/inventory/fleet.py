@@ -101,9 +101,9 @@ import typing as t
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import FleetError, Problems, did_you_mean
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_sources import expand_sources, load_file, stamp
-from ansible_collections.edgefleet.k8s.plugins.module_utils.fleet_schema import PUBLISHED_VARS, build_plan
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import FleetError, Problems, did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import PUBLISHED_VARS, build_plan
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_sources import expand_sources, load_file, stamp
 
 try:
     from ansible.template import trust_as_template as _trust_str

@@ -220,7 +220,7 @@ staging_dir:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils import artifacts
+from ansible_collections.edgefleet.k8s.plugins.module_utils._artifacts import bundle as artifacts
 
 
 def main() -> None:

@@ -67,8 +67,8 @@ reboot_required:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils import preflight
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import atomic_write, text_diff
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, text_diff
+from ansible_collections.edgefleet.k8s.plugins.module_utils._preflight import checks as preflight
 
 
 def main() -> None:

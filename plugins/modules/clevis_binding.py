@@ -99,7 +99,7 @@ removed_slots:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils import disk_luks
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import luks as disk_luks
 
 
 def parse_ok(out: str, err: str) -> bool:

@@ -106,7 +106,8 @@ bytes:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils import disk_luks, disk_migrate
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import luks as disk_luks
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import migrate as disk_migrate
 
 
 def _mountinfo() -> str:

@@ -113,7 +113,7 @@ removed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_repo import (
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.fleet_repo import (
     HAS_YAML,
     ClusterEntry,
     FleetRepoError,

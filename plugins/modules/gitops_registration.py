@@ -288,7 +288,7 @@ ready:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops_module import RegistrationError, run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import RegistrationError, run
 
 
 def main() -> None:

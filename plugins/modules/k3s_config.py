@@ -220,7 +220,7 @@ distribution:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils import distribution
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import core as distribution
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils import disk_luks
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import luks as disk_luks
 
 
 def _read(path: str) -> str:

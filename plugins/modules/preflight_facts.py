@@ -126,7 +126,7 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils import preflight
+from ansible_collections.edgefleet.k8s.plugins.module_utils._preflight import checks as preflight
 
 
 def _clock(module: AnsibleModule) -> tuple[bool | None, str]:

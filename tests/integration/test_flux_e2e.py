@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FLUX_LAB = ROOT / "tests" / "lab" / "flux"
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _fleet_repo as fleet_repo
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops_module import run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import fleet_repo
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import run
 from edgefleet_standin import core  # put on sys.path by conftest.py
 
 FLUX_NS = "flux-system"

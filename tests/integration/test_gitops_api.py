@@ -25,8 +25,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_api as api
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops_module import RegistrationError, run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import api
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import RegistrationError, run
 
 KNOWN_HOSTS = "git.example.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleHostKeyOnlyForTests\n"
 

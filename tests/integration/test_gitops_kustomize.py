@@ -186,7 +186,7 @@ def test_the_lab_engine_bundles_verify() -> None:
     import sys
 
     sys.path.insert(0, str(ROOT / "collections"))
-    from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_bundle as bundle
+    from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle
 
     out = Path(os.environ.get("EDGEFLEET_CACHE", str(Path.home() / ".cache" / "edgefleet"))) / "gitops-bundle"
     subprocess.run([sys.executable, str(ROOT / "tests/lab/gitops/make_bundle.py"), str(out)], check=True, timeout=60)

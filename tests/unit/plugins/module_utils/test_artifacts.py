@@ -20,7 +20,7 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import artifacts
+from ansible_collections.edgefleet.k8s.plugins.module_utils._artifacts import bundle as artifacts
 
 VERSION = "v1.30.2+k3s1"
 

@@ -15,7 +15,9 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _luks_escrow, disk_luks, disk_migrate
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import escrow as _luks_escrow
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import luks as disk_luks
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import migrate as disk_migrate
 
 STABLE = "/dev/disk/by-id/virtio-edgefleet-data"
 

@@ -21,7 +21,7 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import disk_migrate
+from ansible_collections.edgefleet.k8s.plugins.module_utils._disk import migrate as disk_migrate
 
 DEVICE = "/dev/mapper/edgefleet-data"
 

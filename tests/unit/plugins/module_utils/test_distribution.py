@@ -20,8 +20,8 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import distribution as d
-from ansible_collections.edgefleet.k8s.plugins.module_utils._config_merge import deep_merge, merge_layers
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import deep_merge, merge_layers
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import core as d
 
 OWNER = (os.getuid(), os.getgid())
 

@@ -14,7 +14,7 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _fleet_repo as repo
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import fleet_repo as repo
 
 CLUSTERS = [
     repo.ClusterEntry("ams-01", "clusters/ams-01", ("base", "region-eu", "model-rpi4")),

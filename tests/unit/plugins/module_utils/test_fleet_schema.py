@@ -16,9 +16,9 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _fleet_sources
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import Problems
-from ansible_collections.edgefleet.k8s.plugins.module_utils.fleet_schema import FleetError, build_plan
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils import fleet_sources as _fleet_sources
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Problems
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import FleetError, build_plan
 
 F = "fleet.yml"
 

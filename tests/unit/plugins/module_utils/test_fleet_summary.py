@@ -11,7 +11,7 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils.fleet_summary import render_table, summarise
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_summary import render_table, summarise
 
 
 def node(cluster: str, role: str, **over: object) -> dict[str, object]:

@@ -18,10 +18,9 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_bundle as bundle
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_keys as keys
-from ansible_collections.edgefleet.k8s.plugins.module_utils import gitops
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops_module import RegistrationError, run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, keys
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as gitops
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import RegistrationError, run
 
 KNOWN_HOSTS = "git.example.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleHostKeyOnlyForTests\n"
 

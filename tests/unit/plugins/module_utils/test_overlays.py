@@ -14,8 +14,8 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import Problems
-from ansible_collections.edgefleet.k8s.plugins.module_utils.overlays import (
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Problems
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.overlays import (
     ClusterFacts,
     derived_groups,
     facts_from_hostvars,

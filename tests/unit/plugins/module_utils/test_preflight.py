@@ -13,7 +13,7 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import preflight
+from ansible_collections.edgefleet.k8s.plugins.module_utils._preflight import checks as preflight
 
 HYBRID_MOUNTS = """\
 sysfs /sys sysfs rw 0 0

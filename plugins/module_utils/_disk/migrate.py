@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _files
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common import files as _files
 
 _CHUNK = 1024 * 1024
 

@@ -13,15 +13,15 @@ import ipaddress
 import re
 import typing as t
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import gitops as _gitops
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import (
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as _gitops
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import (
     Ctx,
     FleetError,
     Problem,
     Problems,
     did_you_mean,
 )
-from ansible_collections.edgefleet.k8s.plugins.module_utils.overlays import (
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.overlays import (
     DEFAULT_CONFIG,
     ClusterFacts,
     OverlayConfig,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._files import sha256_file
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_file
 
 DISTRIBUTIONS = ("k3s", "k0s")
 ARCHES = ("amd64", "arm64", "armhf")

@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_bundle as bundle
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_files as files
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_keys as keys
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import sha256_bytes
-from ansible_collections.edgefleet.k8s.plugins.module_utils.gitops import (
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_bytes
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, files, keys
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import (
     DELIVERIES,
     DISTRIBUTIONS,
     ENGINE_FILE_PREFIX,
@@ -226,7 +224,7 @@ def run(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         return result
 
     # the kubernetes client is only needed here
-    from ansible_collections.edgefleet.k8s.plugins.module_utils import _gitops_api as api
+    from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import api
 
     try:
         dyn = api.connect(params["kubeconfig"], params.get("context"))

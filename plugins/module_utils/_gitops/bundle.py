@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import sha256_bytes
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_bytes
 
 KNOWN_COMPONENTS: dict[str, tuple[str, ...]] = {
     "flux": (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import typing as t
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import Ctx, Problems, did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Ctx, Problems, did_you_mean
 
 SLOTS: tuple[str, ...] = ("base", "region", "model", "channel", "site")
 DEFAULT_EXCLUSIVE: tuple[str, ...] = ("region", "model", "channel")

@@ -15,13 +15,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import (
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import (
     atomic_write,
     needs_write,
     read_bytes,
     text_diff,
 )
-from ansible_collections.edgefleet.k8s.plugins.module_utils.gitops import redact_object
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import redact_object
 
 try:
     import yaml

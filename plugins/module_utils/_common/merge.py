@@ -11,7 +11,6 @@ value is replaced by the later layer.
 from __future__ import annotations
 
 import copy
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,12 +59,6 @@ def merge_layers(layers: Iterable[Mapping[str, Any]], arg_list_keys: frozenset[s
     for layer in layers:
         result = deep_merge(result, layer, arg_list_keys)
     return result
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest candidate, or an empty string."""
-    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def canonical(value: Any, list_keys: frozenset[str] = frozenset()) -> Any:

@@ -13,7 +13,7 @@ import json
 import os
 import typing as t
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._fleet_problems import Problems
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Problems
 
 try:
     import yaml

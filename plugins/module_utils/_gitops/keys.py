@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils.gitops import DeployKey
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import DeployKey
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the host
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = str(exc)
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import atomic_write, read_bytes
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, read_bytes
 
 
 class DeployKeyError(Exception):

@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-import difflib
 import typing as t
+
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean as _did_you_mean
 
 
 class Problem:
@@ -55,8 +56,8 @@ def describe(value: object) -> str:
 
 
 def did_you_mean(word: str, choices: t.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """The fleet messages' form of the suggestion: ``" (did you mean 'x'?)"``."""
+    return _did_you_mean(word, choices, parenthesised=True)
 
 
 class Problems:

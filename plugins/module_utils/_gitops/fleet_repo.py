@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import atomic_write, read_bytes, text_diff
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, read_bytes, text_diff
 
 try:
     import yaml

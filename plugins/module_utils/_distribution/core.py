@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _k0s_schema as k0s_schema
-from ansible_collections.edgefleet.k8s.plugins.module_utils import _k3s_flags as k3s_flags
-from ansible_collections.edgefleet.k8s.plugins.module_utils._config_merge import (
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import REDACTED, redact
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import (
     as_list,
     canonical,
-    did_you_mean,
     merge_layers,
 )
-from ansible_collections.edgefleet.k8s.plugins.module_utils._files import REDACTED, redact
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k0s_schema, k3s_flags
 
 try:
     import yaml
@@ -657,7 +656,11 @@ def apply_config(
     Returns the module result. Every problem is collected before anything is
     written; with problems the result has ``failed`` and nothing was touched.
     """
-    from ansible_collections.edgefleet.k8s.plugins.module_utils._files import atomic_write, needs_write, read_bytes
+    from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import (
+        atomic_write,
+        needs_write,
+        read_bytes,
+    )
 
     req = request_from_params(params)
     plan = plan_config(dist, req)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils.gitops import FIELD_MANAGER, object_ref, redact_object
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import FIELD_MANAGER, object_ref, redact_object
 
 try:
     from kubernetes import config as k8s_config

@@ -1,0 +1,22 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Wording helpers for messages that name what was found and what is allowed."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The allowed value closest to ``word``, when one is close enough to be a typo."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str], parenthesised: bool = False) -> str:
+    """``"; did you mean 'x'?"`` (or ``" (did you mean 'x'?)"``) for the closest choice, else ``""``."""
+    match = closest(word, choices)
+    if match is None:
+        return ""
+    return f" (did you mean {match!r}?)" if parenthesised else f"; did you mean {match!r}?"
