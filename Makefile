@@ -44,8 +44,8 @@ include $(sort $(wildcard mk/*.mk))
 # the same caches), then two lanes at once (tests/lab/lanes.sh): the VM lane (test-vm-full, qemu/TCG)
 # and the lab lane (everything else in TEST_TARGETS: podman lab, stand-ins, Flux, whose build only
 # that lane needs). The lanes use separate hosts. Both are CPU-bound on a 2-core machine, so running
-# them together saves only the idle time of each (measured in .ci/run: lab lane 931 s, VM lane 1531 s,
-# at once; the VM lane alone takes about 1100 s). TEST_LANES=1 runs them one after the other.
+# them together saves only the idle time of each (docs/lab.md has the measured lane times).
+# TEST_LANES=1 runs them one after the other.
 TEST_LANES ?= 2
 TEST_BUILDS := controlplane-bundle kubectl lab-image lab-vm-image
 VM_TEST_TARGETS := test-vm-full

@@ -1,4 +1,4 @@
-# make demo (issue 5): bring up the lab (4 podman nodes), build the stand-in control plane and
+# make demo: bring up the lab (4 podman nodes), build the stand-in control plane and
 # its air-gap bundle, provision the lab fleet with playbooks/site.yml and print one summary row
 # per cluster (callback edgefleet.k8s.fleet_summary). The control planes in the lab are test
 # stand-ins (kine/etcd + a real kube-apiserver behind a fake k3s/k0s CLI), never real K3s/K0s.

@@ -1,4 +1,4 @@
-# Issue 7, stretch: real Flux controllers against the lab API server (tests/lab/flux/, docs/gitops.md
+# Real Flux controllers against the lab API server (tests/lab/flux/, docs/gitops.md
 # "Flux controllers in the lab"). Test-only; nothing built here goes into the collection.
 # flux: build source-controller + kustomize-controller from their Go modules into
 #   $(CACHE)/flux/sc-<v>_kc-<v>/ (bin/ and the modules' CRDs in crd/); a cached run takes seconds.

@@ -1,4 +1,4 @@
-# Pull-mode GitOps registration (issue 7, docs/gitops.md).
+# Pull-mode GitOps registration (docs/gitops.md).
 # test-kustomize: scaffold the fleet repo for inventories/example with the role's fleet_repo entry
 #   point, render every cluster with `kubectl kustomize`, and check each overlay lands in exactly the
 #   clusters the fleet rules select; plus the gitops role in manifests mode (connection local).

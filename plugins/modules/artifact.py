@@ -25,20 +25,11 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - edgefleet.k8s.attributes
+  - edgefleet.k8s.attributes.action
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
-    support: full
     details: Reports the files and bytes that would be sent (RV(bytes_to_send)); sends nothing.
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 options:
   bundle:
     description:

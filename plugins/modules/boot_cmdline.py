@@ -19,13 +19,7 @@ author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - edgefleet.k8s.attributes
 options:
   path:
     description:

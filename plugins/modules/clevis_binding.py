@@ -20,14 +20,10 @@ author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - edgefleet.k8s.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details: The diff lists the clevis bindings (slot, pin, config) before and after; they hold no secret.
-  platform:
-    platforms: posix
 options:
   device:
     description: The LUKS2 device (a stable path is best).

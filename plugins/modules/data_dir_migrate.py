@@ -25,14 +25,12 @@ author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - edgefleet.k8s.attributes
 attributes:
   check_mode:
-    support: full
     details: Reports whether data would be moved; stops nothing, copies nothing.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   path:
     description: The data directory (for example C(/var/lib/rancher)).

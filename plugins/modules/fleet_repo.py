@@ -22,13 +22,14 @@ author:
   - edgefleet.k8s contributors (@edgefleet)
 requirements:
   - PyYAML
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - edgefleet.k8s.attributes
 attributes:
   check_mode:
-    support: full
-    description: Reports what would be written; nothing is.
+    details: Reports what would be written; nothing is.
   diff_mode:
-    support: full
-    description: Shows each file's diff.
+    details: Shows each file's diff.
 options:
   root:
     description: The fleet repo checkout.

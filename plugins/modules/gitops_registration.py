@@ -21,64 +21,73 @@ description:
     (K3s C(/var/lib/rancher/k3s/server/manifests), K0s C(/var/lib/k0s/manifests/edgefleet-gitops)); no API call.
   - With O(delivery=api) they are applied by server-side apply (field manager C(edgefleet)) through O(kubeconfig),
     optionally waiting for the source to become Ready.
-  - With O(state=bundle) it only verifies an engine bundle against its C(sha256sum.txt).
-  - With O(state=keypair) it only makes sure an ed25519 deploy key exists at O(deploy_key_path) (generated with
-    the Python C(cryptography) library, 0600) and returns its public key; given O(deploy_key), it checks that key
-    and returns its public half.
-  - The deploy key never appears in output or diffs; a Secret's payload is shown as a digest.
+  - The module decides from O(repo_url) whether the repo is reached over SSH (C(ssh://), C(git@host:path)). Only
+    then is a deploy key used (O(deploy_key), O(deploy_key_path)) and O(known_hosts) required; for any other URL the
+    key options are ignored.
+  - The engine's own objects come from a bundle verified by M(edgefleet.k8s.gitops_bundle_info) (O(engine_files)),
+    or from a bundle folder on the host running the module (O(engine_bundle)). Without either, only the registration
+    is delivered.
+  - The deploy key never appears in output or diffs; a Secret's payload is shown as a digest. Keep the key with
+    M(edgefleet.k8s.gitops_deploy_key).
+  - "Each engine has its own settings option, O(flux) or O(argocd); only the one of O(engine) is used. Every
+    suboption has its own default, so leave out what you do not change."
 author:
   - edgefleet.k8s contributors (@edgefleet)
 requirements:
   - PyYAML on the target
-  - cryptography where a key is generated or read (O(state=keypair), O(deploy_key))
+  - cryptography where a key is generated or read without O(deploy_key_public)
   - kubernetes (Python client) for O(delivery=api)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - edgefleet.k8s.attributes
 attributes:
   check_mode:
-    support: full
-    description: Reports what would change; nothing is written, generated or applied (the API is asked with dryRun=All).
+    details: Reports what would change; nothing is written, generated or applied (the API is asked with dryRun=All).
   diff_mode:
-    support: full
-    description: Shows file or object diffs with secret payloads redacted.
+    details: Shows file or object diffs with secret payloads redacted.
 options:
-  state:
-    description:
-      - V(present) renders and delivers.
-      - V(keypair) only ensures the deploy key at O(deploy_key_path).
-      - V(bundle) only verifies O(engine_bundle) for O(engine) and O(engine_components) (read-only), returning
-        RV(images); the role runs it on the controller before anything is copied to a node.
-    type: str
-    choices: [present, keypair, bundle]
-    default: present
   engine:
     description: The GitOps engine.
     type: str
+    required: true
     choices: [flux, argocd]
   cluster:
     description: The cluster name (DNS-1123), as published by the fleet inventory (C(edgefleet_cluster)).
     type: str
-  path:
-    description: The path in the fleet repo the agent follows. Defaults to C(clusters/<cluster>).
+    required: true
+  repo_url:
+    description: The fleet Git repo URL (C(ssh://), C(git@host:path), C(https://) or C(http://)).
     type: str
+    required: true
+  path:
+    description:
+      - The path in the fleet repo the agent follows.
+      - V("") (the default) means C(clusters/<cluster>).
+    type: str
+    default: ""
   overlays:
     description: The ordered overlays (base first), for the identity ConfigMap and labels.
     type: list
     elements: str
     default: []
   site:
-    description: The site name. Defaults to O(cluster).
+    description:
+      - The site name.
+      - V("") (the default) means O(cluster).
     type: str
+    default: ""
   region:
-    description: The site's region.
+    description: The site's region; V("") means none.
     type: str
+    default: ""
   model:
-    description: The device model.
+    description: The device model; V("") means none.
     type: str
+    default: ""
   channel:
-    description: The release channel.
+    description: The release channel; V("") means none.
     type: str
-  repo_url:
-    description: The fleet Git repo URL (C(ssh://), C(git@host:path), C(https://) or C(http://)).
-    type: str
+    default: ""
   branch:
     description: The branch to follow.
     type: str
@@ -86,20 +95,33 @@ options:
   known_hosts:
     description: The Git host's SSH public keys in known_hosts format. Required for SSH URLs.
     type: str
+    default: ""
   deploy_key:
-    description: The private deploy key (OpenSSH ed25519). Takes precedence over O(deploy_key_path).
+    description:
+      - The private deploy key (OpenSSH ed25519), for an SSH O(repo_url). Takes precedence over O(deploy_key_path).
+      - V("") (the default) means the key at O(deploy_key_path).
     type: str
+    default: ""
   deploy_key_public:
     description:
-      - The public half of O(deploy_key), as O(state=keypair) returned it on the controller. With it the host
-        running the module needs no C(cryptography) library (only the key's shape is checked there).
+      - The public half of O(deploy_key), as M(edgefleet.k8s.gitops_deploy_key) returned it on the controller. With it
+        the host running the module needs no C(cryptography) library (only the key's shape is checked there).
+      - V("") (the default) means the public half is computed here.
     type: str
+    default: ""
   deploy_key_path:
-    description: Path of the private deploy key on the host running the module; generated (0600) when missing.
+    description:
+      - Path of the private deploy key on the host running the module, for an SSH O(repo_url) without O(deploy_key);
+        generated (0600) when missing.
+      - V("") (the default) means none.
     type: path
+    default: ""
   key_comment:
-    description: Comment of the public key. Defaults to C(edgefleet-<cluster>).
+    description:
+      - Comment of the public key.
+      - V("") (the default) means C(edgefleet-<cluster>).
     type: str
+    default: ""
   distribution:
     description: Which distribution's manifests folder to use for O(delivery=manifests).
     type: str
@@ -111,77 +133,157 @@ options:
     choices: [manifests, api]
     default: manifests
   manifests_dir:
-    description: Override the manifests folder.
+    description:
+      - Override the manifests folder.
+      - V("") (the default) means the distribution's, see O(delivery).
     type: path
+    default: ""
   engine_bundle:
     description:
-      - A verified engine bundle directory on the host running the module (C(crds.yaml), C(<component>.yaml),
-        C(images.txt), C(sha256sum.txt)). Every file used is checked against C(sha256sum.txt).
-      - Left out, only the registration objects are delivered.
+      - A bundle folder on the host running the module, such as C(<root>/gitops/<engine>/<version>) (C(crds.yaml),
+        C(<component>.yaml), C(images.txt), C(sha256sum.txt)). Every file used is checked against C(sha256sum.txt).
+      - V("") (the default) means none. O(engine_files) takes precedence.
     type: path
+    default: ""
+  engine_components:
+    description:
+      - The engine components to install from O(engine_bundle).
+      - "V([]) (the default) means the engine's default set: C(source-controller), C(kustomize-controller) (Flux);
+        C(application-controller), C(repo-server), C(redis) (Argo CD)."
+    type: list
+    elements: str
+    default: []
   engine_files:
     description:
-      - The engine's bundle files (name to content) as O(state=bundle) returned them on the controller, so the
-        node needs no copy of the bundle. Each is checked again against O(engine_sums). Takes precedence over
-        O(engine_bundle).
+      - The engine's bundle files (name to content), as M(edgefleet.k8s.gitops_bundle_info) returned them on the
+        controller, so the node needs no copy of the bundle. Each is checked again against O(engine_sums).
+      - V({}) (the default) means none.
     type: dict
+    default: {}
   engine_sums:
     description: The sha256 of each of O(engine_files), from the verified bundle.
     type: dict
+    default: {}
   engine_images:
-    description: The images of the chosen components, from O(state=bundle).
+    description: The images of the chosen components, from M(edgefleet.k8s.gitops_bundle_info).
     type: list
     elements: str
-  engine_components:
-    description:
-      - The engine components to install from the bundle.
-      - Defaults to C(source-controller), C(kustomize-controller) (Flux) or C(application-controller),
-        C(repo-server), C(redis) (Argo CD).
-    type: list
-    elements: str
+    default: []
   flux:
-    description: Flux settings.
+    description: Flux settings, used with O(engine=flux).
     type: dict
+    default: {}
     suboptions:
-      namespace: {description: Namespace of the Flux objects., type: str}
-      name: {description: Name of the GitRepository and Kustomization., type: str}
-      source_interval: {description: How often the source is fetched (default 10m)., type: str}
-      source_timeout: {description: Timeout of one fetch (default 60s)., type: str}
-      interval: {description: Kustomization reconcile interval (default 10m)., type: str}
-      retry_interval: {description: Retry after a failed reconcile (default 2m)., type: str}
-      timeout: {description: Timeout of one reconcile (default 5m)., type: str}
-      prune: {description: Garbage-collect objects removed from Git (default true)., type: bool}
-      wait: {description: Wait for health of applied objects (default false)., type: bool}
-      substitute: {description: Add postBuild.substituteFrom the cluster vars (default true)., type: bool}
+      namespace:
+        description: Namespace of the Flux objects.
+        type: str
+        default: flux-system
+      name:
+        description: Name of the GitRepository and Kustomization (the auth Secret is C(<name>-auth)).
+        type: str
+        default: edgefleet-fleet
+      source_interval:
+        description: How often the source is fetched.
+        type: str
+        default: 10m
+      source_timeout:
+        description: Timeout of one fetch.
+        type: str
+        default: 60s
+      interval:
+        description: Kustomization reconcile interval.
+        type: str
+        default: 10m
+      retry_interval:
+        description: Retry after a failed reconcile.
+        type: str
+        default: 2m
+      timeout:
+        description: Timeout of one reconcile.
+        type: str
+        default: 5m
+      prune:
+        description: Garbage-collect objects removed from Git.
+        type: bool
+        default: true
+      wait:
+        description: Wait for health of applied objects (keep it off on flaky links).
+        type: bool
+        default: false
+      substitute:
+        description: Add C(postBuild.substituteFrom) the cluster vars ConfigMap C(edgefleet-cluster-vars).
+        type: bool
+        default: true
   argocd:
-    description: Argo CD settings.
+    description: Argo CD settings, used with O(engine=argocd).
     type: dict
+    default: {}
     suboptions:
-      namespace: {description: Namespace of Argo CD (default argocd)., type: str}
-      project: {description: AppProject (default default)., type: str}
-      destination_namespace: {description: Default namespace of the synced objects., type: str}
-      prune: {description: Automated prune (default true)., type: bool}
-      self_heal: {description: Automated self-heal (default true)., type: bool}
-      retry_limit: {description: Sync retry limit (-1 is unlimited)., type: int}
-      backoff_duration: {description: First retry delay (default 30s)., type: str}
-      backoff_factor: {description: Backoff factor (default 2)., type: int}
-      backoff_max_duration: {description: Longest retry delay (default 10m)., type: str}
-      agent_hub: {description: argocd-agent principal address; empty means no agent., type: str}
-      agent_hub_port: {description: argocd-agent principal port (default 443)., type: int}
-      agent_mode: {description: argocd-agent mode., type: str, choices: [autonomous, managed]}
+      namespace:
+        description: Namespace of Argo CD.
+        type: str
+        default: argocd
+      project:
+        description: AppProject of the Application.
+        type: str
+        default: default
+      destination_namespace:
+        description: Default namespace of the synced objects.
+        type: str
+        default: default
+      prune:
+        description: Automated prune.
+        type: bool
+        default: true
+      self_heal:
+        description: Automated self-heal.
+        type: bool
+        default: true
+      retry_limit:
+        description: Sync retry limit (-1 is unlimited).
+        type: int
+        default: -1
+      backoff_duration:
+        description: First retry delay.
+        type: str
+        default: 30s
+      backoff_factor:
+        description: Backoff factor.
+        type: int
+        default: 2
+      backoff_max_duration:
+        description: Longest retry delay.
+        type: str
+        default: 10m
+      agent_hub:
+        description: argocd-agent principal address; V("") (the default) means no agent.
+        type: str
+        default: ""
+      agent_hub_port:
+        description: argocd-agent principal port.
+        type: int
+        default: 443
+      agent_mode:
+        description: argocd-agent mode.
+        type: str
+        choices: [autonomous, managed]
+        default: autonomous
   kubeconfig:
-    description: Kubeconfig for O(delivery=api), on the host running the module.
+    description: Kubeconfig for O(delivery=api), on the host running the module. Required with O(delivery=api).
     type: path
+    default: ""
   context:
-    description: Kubeconfig context.
+    description: Kubeconfig context; V("") (the default) means the kubeconfig's current context.
     type: str
+    default: ""
   nodes:
     description: With O(delivery=api), Node names that get the cluster's C(edgefleet.io/*) labels.
     type: list
     elements: str
     default: []
   wait:
-    description: With O(delivery=api), wait until the GitRepository (or Application) is Ready.
+    description: With O(delivery=api), wait until the GitRepository (Flux) is Ready or the Application (Argo CD) is
+      Synced and Healthy.
     type: bool
     default: false
   wait_timeout:
@@ -191,15 +293,17 @@ options:
 notes:
   - The Flux and Argo CD field names follow the upstream CRDs; in the lab the CRDs are minimal hand-written stand-ins.
 seealso:
+  - module: edgefleet.k8s.gitops_deploy_key
+  - module: edgefleet.k8s.gitops_bundle_info
   - module: edgefleet.k8s.fleet_repo
 """
 
 EXAMPLES = r"""
 - name: Keep the cluster's deploy key on the controller
-  edgefleet.k8s.gitops_registration:
-    state: keypair
+  edgefleet.k8s.gitops_deploy_key:
     cluster: "{{ edgefleet_cluster }}"
-    deploy_key_path: "~/.cache/edgefleet/gitops-keys/{{ edgefleet_cluster }}"
+    repo_url: ssh://git@git.example.internal/fleet.git
+    path: "~/.local/share/edgefleet/gitops-keys/{{ edgefleet_cluster }}"
   delegate_to: localhost
   register: key
 
@@ -212,55 +316,53 @@ EXAMPLES = r"""
     region: "{{ edgefleet_region }}"
     repo_url: ssh://git@git.example.internal/fleet.git
     known_hosts: "{{ lookup('ansible.builtin.file', 'files/known_hosts') }}"
-    deploy_key: "{{ lookup('ansible.builtin.file', '~/.cache/edgefleet/gitops-keys/' ~ edgefleet_cluster) }}"
+    deploy_key: "{{ lookup('ansible.builtin.file', '~/.local/share/edgefleet/gitops-keys/' ~ edgefleet_cluster) }}"
+    deploy_key_public: "{{ key.public_key }}"
     distribution: k3s
     engine_bundle: /var/lib/edgefleet/gitops-bundle
+    flux:
+      source_interval: 30m
   no_log: true
 """
 
 RETURN = r"""
 public_key:
-  description: The deploy key's public half, to add (read-only) to the Git host.
-  returned: when a deploy key is used or generated
+  description: The deploy key's public half, to add (read-only) to the Git host. Empty for a repo that is not SSH.
+  returned: always
   type: str
 fingerprint:
   description: A short digest of the public key.
-  returned: when a deploy key is used or generated
+  returned: always
+  type: str
+engine:
+  description: The engine (O(engine)).
+  returned: always
+  type: str
+delivery:
+  description: How the objects were delivered (O(delivery)).
+  returned: always
   type: str
 path:
   description: The fleet repo path the agent follows.
-  returned: state=present
+  returned: always
   type: str
 objects:
   description: The rendered objects, Secret payloads redacted.
-  returned: state=present
+  returned: always
   type: list
   elements: dict
 refs:
   description: Kind/namespace/name of each object.
-  returned: state=present
+  returned: always
   type: list
   elements: str
 node_labels:
   description: The labels every node of the cluster should carry.
-  returned: state=present
+  returned: always
   type: dict
 images:
   description: The images the chosen engine components need (for the air-gap image bundle).
-  returned: state=present or state=bundle
-  type: list
-  elements: str
-engine_files:
-  description: The verified bundle files (name to content) for O(engine_files) of a later call.
-  returned: state=bundle
-  type: dict
-engine_sums:
-  description: The sha256 of each of RV(engine_files).
-  returned: state=bundle
-  type: dict
-components:
-  description: The engine components chosen.
-  returned: state=bundle
+  returned: always
   type: list
   elements: str
 files:
@@ -274,7 +376,7 @@ removed:
   type: list
   elements: str
 engine_pending:
-  description: Check mode only; the staged bundle does not exist yet, so the engine files are not compared.
+  description: Check mode only; the O(engine_bundle) folder does not exist yet, so the engine files are not compared.
   returned: delivery=manifests
   type: bool
 applied:
@@ -288,79 +390,15 @@ ready:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import RegistrationError, run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import GitopsError, run_registration
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.options import REGISTRATION
 
 
 def main() -> None:
-    flux_spec = {
-        "namespace": {"type": "str"},
-        "name": {"type": "str"},
-        "source_interval": {"type": "str"},
-        "source_timeout": {"type": "str"},
-        "interval": {"type": "str"},
-        "retry_interval": {"type": "str"},
-        "timeout": {"type": "str"},
-        "prune": {"type": "bool"},
-        "wait": {"type": "bool"},
-        "substitute": {"type": "bool"},
-    }
-    argocd_spec = {
-        "namespace": {"type": "str"},
-        "project": {"type": "str"},
-        "destination_namespace": {"type": "str"},
-        "prune": {"type": "bool"},
-        "self_heal": {"type": "bool"},
-        "retry_limit": {"type": "int"},
-        "backoff_duration": {"type": "str"},
-        "backoff_factor": {"type": "int"},
-        "backoff_max_duration": {"type": "str"},
-        "agent_hub": {"type": "str"},
-        "agent_hub_port": {"type": "int"},
-        "agent_mode": {"type": "str", "choices": ["autonomous", "managed"]},
-    }
-    module = AnsibleModule(
-        argument_spec={
-            "state": {"type": "str", "choices": ["present", "keypair", "bundle"], "default": "present"},
-            "engine": {"type": "str", "choices": ["flux", "argocd"]},
-            "cluster": {"type": "str"},
-            "path": {"type": "str"},
-            "overlays": {"type": "list", "elements": "str", "default": []},
-            "site": {"type": "str"},
-            "region": {"type": "str"},
-            "model": {"type": "str"},
-            "channel": {"type": "str"},
-            "repo_url": {"type": "str"},
-            "branch": {"type": "str", "default": "main"},
-            "known_hosts": {"type": "str"},
-            "deploy_key": {"type": "str", "no_log": True},
-            "deploy_key_public": {"type": "str", "no_log": False},  # a public key, shown on purpose
-            "deploy_key_path": {"type": "path", "no_log": False},
-            "key_comment": {"type": "str"},
-            "distribution": {"type": "str", "choices": ["k3s", "k0s"], "default": "k3s"},
-            "delivery": {"type": "str", "choices": ["manifests", "api"], "default": "manifests"},
-            "manifests_dir": {"type": "path"},
-            "engine_bundle": {"type": "path"},
-            "engine_components": {"type": "list", "elements": "str"},
-            "engine_files": {"type": "dict"},
-            "engine_sums": {"type": "dict"},
-            "engine_images": {"type": "list", "elements": "str"},
-            "flux": {"type": "dict", "options": flux_spec},
-            "argocd": {"type": "dict", "options": argocd_spec},
-            "kubeconfig": {"type": "path"},
-            "context": {"type": "str"},
-            "nodes": {"type": "list", "elements": "str", "default": []},
-            "wait": {"type": "bool", "default": False},
-            "wait_timeout": {"type": "int", "default": 300},
-        },
-        required_if=[
-            ("state", "present", ("engine", "cluster", "repo_url")),
-            ("state", "bundle", ("engine", "engine_bundle")),
-        ],
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=REGISTRATION, supports_check_mode=True)
     try:
-        result = run(dict(module.params), module.check_mode)
-    except RegistrationError as exc:
+        result = run_registration(dict(module.params), module.check_mode)
+    except GitopsError as exc:
         module.fail_json(msg=str(exc))
     diff = result.pop("diff", [])
     if module._diff and diff:

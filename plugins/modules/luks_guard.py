@@ -20,14 +20,7 @@ author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it behaves the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - edgefleet.k8s.attributes.read_only
 options:
   device:
     description:

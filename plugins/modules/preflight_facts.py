@@ -20,14 +20,7 @@ author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - edgefleet.k8s.attributes.read_only
 options:
   host:
     description: The node's name, used in the messages.
@@ -126,6 +119,7 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._preflight import checks as preflight
 
 
@@ -148,7 +142,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "host": {"type": "str", "required": True},
-            "distribution": {"type": "str", "choices": ["k3s", "k0s"], "default": "k3s"},
+            "distribution": {"type": "str", "choices": list(registry.NAMES), "default": registry.NAMES[0]},
             "role": {"type": "str", "choices": ["server", "agent"], "default": "agent"},
             "expected_arch": {"type": "str", "choices": ["amd64", "arm64", "armhf"]},
             "min_ram_mb": {"type": "int", "default": 512},

@@ -20,20 +20,13 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - edgefleet.k8s.attributes
+  - edgefleet.k8s.attributes.action
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
-    support: full
     details: In check mode a missing file is not written; a throw-away passphrase is returned.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 options:
   escrow_dir:
     description: The controller directory holding the escrow files.

@@ -13,6 +13,7 @@ import ipaddress
 import re
 import typing as t
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as _gitops
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import (
     Ctx,
@@ -33,7 +34,7 @@ from ansible_collections.edgefleet.k8s.plugins.plugin_utils.overlays import (
 
 __all__ = ["FleetError", "Problem", "build_plan"]
 
-DISTRIBUTIONS: tuple[str, ...] = ("k3s", "k0s")
+DISTRIBUTIONS: tuple[str, ...] = registry.NAMES
 ARCHES: tuple[str, ...] = ("amd64", "arm64", "armhf")
 DATASTORES: tuple[str, ...] = ("sqlite", "etcd", "external")
 ENGINES: tuple[str, ...] = ("flux", "argocd", "none")
@@ -99,11 +100,17 @@ _LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?
 # v1.31.3+k0s.0), and a version must carry build metadata: it names the build
 # the bundle holds. Other build metadata (a site's own build, the lab's
 # stand-in "+lab") is allowed; a tag that names the other distribution is not.
-_VERSION_RE = {
-    "k3s": re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?\+(?!k0s)[0-9A-Za-z.-]+$"),
-    "k0s": re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?\+(?!k3s)[0-9A-Za-z.-]+$"),
-}
-_VERSION_EXAMPLE = {"k3s": "v1.31.4+k3s1", "k0s": "v1.31.3+k0s.0"}
+_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?\+(?P<build>[0-9A-Za-z.-]+)$")
+
+
+def _version_ok(distribution: str, version: str) -> bool:
+    """A release version with build metadata that does not name another distribution."""
+    found = _VERSION_RE.match(version)
+    if not found:
+        return False
+    return not any(found.group("build").startswith(other) for other in DISTRIBUTIONS if other != distribution)
+
+
 _ENDPOINT_SECRET_RE = re.compile(r"://[^/@]*:[^/@]*@|password=", re.IGNORECASE)
 
 DQLITE_MESSAGE = (
@@ -346,9 +353,8 @@ def build_plan(documents: t.Iterable[tuple[str, t.Any]]) -> tuple[Plan, list[Pro
     seen_nodes: dict[str, str] = {}
     seen_addresses: dict[str, str] = {}
     plan_sites: list[dict[str, t.Any]] = []
-    all_groups: dict[str, None] = dict.fromkeys(
-        ("edgefleet", "servers", "agents", "k3s", "k0s", "k3s_servers", "k3s_agents", "k0s_controllers", "k0s_workers")
-    )
+    role_groups = [group for d in registry.DISTRIBUTIONS.values() for group in (d.server_group, d.agent_group)]
+    all_groups: dict[str, None] = dict.fromkeys(["edgefleet", "servers", "agents", *DISTRIBUTIONS, *role_groups])
     defaults = reg.defaults
     base_gitops = defaults.get("gitops", {})
     base_labels = defaults.get("labels", {})
@@ -411,11 +417,12 @@ def _build_site(
     for key in ("region", "model", "channel", "version"):
         if key not in raw and key not in defaults_given:
             ctx.error(key, "missing; set it on the site or in the fleet defaults")
-    distribution = settings.get("distribution", "k3s")
+    distribution = settings.get("distribution", DISTRIBUTIONS[0])
     datastore = settings.get("datastore", "sqlite")
     version = settings.get("version")
-    if isinstance(version, str) and distribution in _VERSION_RE and not _VERSION_RE[distribution].match(version):
-        ctx.bad_value("version", version, f"a {distribution} version such as {_VERSION_EXAMPLE[distribution]!r}")
+    if isinstance(version, str) and distribution in DISTRIBUTIONS and not _version_ok(distribution, version):
+        example = registry.get(distribution).version_example
+        ctx.bad_value("version", version, f"a {distribution} version such as {example!r}")
     endpoint = settings.get("datastore_endpoint")
     if datastore == "external" and not endpoint and "datastore_endpoint" not in raw:
         ctx.error("datastore_endpoint", "missing; datastore 'external' needs an endpoint reference (no password)")
@@ -451,19 +458,8 @@ def _build_site(
 
     if raw_nodes and not servers and len(nodes) == len(raw_nodes):
         ctx.error("nodes", "no server: every cluster needs at least one node with role 'server'")
-    if len(servers) > 1 and datastore == "sqlite":
-        if distribution == "k0s":
-            ctx.error(
-                "datastore",
-                f"found 'sqlite' with {len(servers)} controllers ({', '.join(servers)}): K0s controllers cannot join "
-                "a SQLite (kine) cluster; use datastore 'etcd' with an odd number of controllers, or keep one",
-            )
-        else:
-            ctx.error(
-                "datastore",
-                f"found 'sqlite' with {len(servers)} servers ({', '.join(servers)}): embedded SQLite serves a "
-                "single server; use datastore 'etcd' (embedded etcd HA, an odd number of servers) or keep one server",
-            )
+    if len(servers) > 1 and datastore == "sqlite" and distribution in DISTRIBUTIONS:
+        ctx.error("datastore", registry.get(distribution).sqlite_servers_problem(servers))
     if datastore == "etcd" and servers and len(servers) % 2 == 0:
         ctx.warning(
             "datastore",
@@ -523,8 +519,9 @@ def _build_site(
     )
     if datastore == "external":
         site_vars_out["edgefleet_datastore_endpoint"] = endpoint
-    server_groups = ["servers", "k3s_servers" if distribution == "k3s" else "k0s_controllers"]
-    agent_groups = ["agents", "k3s_agents" if distribution == "k3s" else "k0s_workers"]
+    strategy = registry.get(distribution)
+    server_groups = ["servers", strategy.server_group]
+    agent_groups = ["agents", strategy.agent_group]
     for node in nodes:
         node["groups"] = server_groups if node.pop("role") == "server" else agent_groups
         node_labels = node.pop("labels")

@@ -13,7 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import CP_DIR, ControlPlane, start_controlplane
+
+pytestmark = pytest.mark.controlplane
 
 
 def _versions() -> dict[str, str]:

@@ -11,6 +11,8 @@ import pytest
 from conftest import CP_DIR
 from edgefleet_standin import core, k0s, k3s
 
+pytestmark = pytest.mark.controlplane
+
 STANDIN = CP_DIR / "standin"
 
 

@@ -12,8 +12,8 @@ What runs, all on 127.0.0.1, as host processes started and stopped by this test:
 
 The chain under test is ours end to end: a fleet file -> the edgefleet.k8s.fleet inventory plugin
 (ansible-inventory) -> the fleet_repo scaffold (module_utils/_fleet_repo.py) -> a commit -> the
-registration objects applied by gitops_registration's code path (module_utils/_gitops_module.run,
-delivery=api, wait=true) -> Flux fetches the commit and applies the cluster's Kustomize folder. The
+registration objects applied by gitops_registration's code path (module_utils/_gitops/module.py
+run_registration, delivery=api, wait=true) -> Flux fetches the commit and applies the cluster's Kustomize folder. The
 overlay marker ConfigMaps must appear, carry Flux's ownership labels, and follow the cluster when the
 fleet file moves it to another region (old overlay pruned, new one applied, at the new commit).
 """
@@ -40,8 +40,10 @@ FLUX_LAB = ROOT / "tests" / "lab" / "flux"
 sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import fleet_repo
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import run_registration
 from edgefleet_standin import core  # put on sys.path by conftest.py
+
+pytestmark = pytest.mark.flux
 
 FLUX_NS = "flux-system"
 NAME = "edgefleet-fleet"
@@ -171,7 +173,6 @@ def _scaffold_and_push(work: Path, hostvars: dict[str, dict[str, Any]], message:
 def _register(kubeconfig: Path, hv: dict[str, Any]) -> dict[str, Any]:
     """gitops_registration's code path, delivery=api, waiting for the real source-controller."""
     params = {
-        "state": "present",
         "engine": "flux",
         "delivery": "api",
         "distribution": "k3s",
@@ -190,7 +191,7 @@ def _register(kubeconfig: Path, hv: dict[str, Any]) -> dict[str, Any]:
         "wait": True,
         "wait_timeout": WAIT,
     }
-    return run(params, check_mode=False)
+    return run_registration(params, check_mode=False)
 
 
 def _get(cp: Any, *args: str) -> Any:

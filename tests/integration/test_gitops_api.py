@@ -1,6 +1,6 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""gitops_registration against a REAL kube-apiserver (kine/SQLite, the `kube_apiserver` fixture).
+"""gitops_registration (after gitops_bundle_info) against a REAL kube-apiserver (kine/SQLite, `kube_apiserver`).
 
 The control plane is the lab's bare stand-in (no K3s, no controllers, no pods), and the Flux and
 Argo CD CRDs are our minimal hand-written stand-ins from tests/lab/gitops/make_bundle.py. What this
@@ -26,7 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import api
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import RegistrationError, run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import (
+    GitopsError,
+    run_bundle_info,
+    run_registration,
+)
+
+pytestmark = pytest.mark.gitops_api
 
 KNOWN_HOSTS = "git.example.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleHostKeyOnlyForTests\n"
 
@@ -46,7 +52,6 @@ def _kubectl(cp: Any, *args: str) -> Any:
 
 def _params(cp: Any, bundle_root: Path, tmp_path: Path, **kw: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "state": "present",
         "engine": "flux",
         "cluster": "ams-01",
         "path": "clusters/ams-01",
@@ -68,11 +73,11 @@ def _params(cp: Any, bundle_root: Path, tmp_path: Path, **kw: Any) -> dict[str, 
 def test_flux_registration_through_the_api(kube_apiserver: Any, bundle_root: Path, tmp_path: Path) -> None:
     cp = kube_apiserver
     params = _params(cp, bundle_root, tmp_path)
-    dry = run(params, check_mode=True)
+    dry = run_registration(params, check_mode=True)
     assert dry["changed"]
     assert cp.kubectl("get", "namespace", "flux-system").returncode != 0  # check mode created nothing
 
-    first = run(params, check_mode=False)
+    first = run_registration(params, check_mode=False)
     assert first["changed"]
     crd = _kubectl(cp, "get", "crd", "gitrepositories.source.toolkit.fluxcd.io")
     assert crd["spec"]["group"] == "source.toolkit.fluxcd.io"
@@ -95,16 +100,16 @@ def test_flux_registration_through_the_api(kube_apiserver: Any, bundle_root: Pat
     assert cp.kubectl("get", "deployment", "-n", "flux-system", "helm-controller").returncode != 0  # trimmed
     assert private not in repr(first)
 
-    second = run(params, check_mode=False)
+    second = run_registration(params, check_mode=False)
     assert not second["changed"], second["applied"]
-    assert not run(params, check_mode=True)["changed"]
+    assert not run_registration(params, check_mode=True)["changed"]
 
-    moved = run({**params, "overlays": ["base", "region-us"], "region": "us"}, check_mode=False)
+    moved = run_registration({**params, "overlays": ["base", "region-us"], "region": "us"}, check_mode=False)
     assert sorted(moved["applied"]["changed"]) == [
         "ConfigMap/edgefleet-system/cluster-identity",
         "ConfigMap/flux-system/edgefleet-cluster-vars",
     ]
-    moved_path = run({**params, "path": "clusters/us/ams-01"}, check_mode=False)
+    moved_path = run_registration({**params, "path": "clusters/us/ams-01"}, check_mode=False)
     assert "Kustomization/flux-system/edgefleet-fleet" in moved_path["applied"]["changed"]
     sync = _kubectl(cp, "get", "kustomizations.kustomize.toolkit.fluxcd.io", "-n", "flux-system", "edgefleet-fleet")
     assert sync["spec"]["path"] == "./clusters/us/ams-01"
@@ -118,17 +123,17 @@ def test_node_labels_and_wait(kube_apiserver: Any, bundle_root: Path, tmp_path: 
     nodes = ["ams-01-s1", "ams-01-a9"]
     params = _params(cp, bundle_root, tmp_path, nodes=nodes, cluster="ams-02", path="clusters/ams-02")
     params["flux"] = {"name": "fleet-ams-02"}
-    result = run(params, check_mode=False)
+    result = run_registration(params, check_mode=False)
     assert "Node/ams-01-s1" in result["applied"]["changed"]
     assert any("ams-01-a9" in w for w in result["warnings"])  # not registered: a warning, not a failure
     labels = _kubectl(cp, "get", "node", "ams-01-s1")["metadata"]["labels"]
     assert labels["keep"] == "me" and labels["edgefleet.io/region"] == "eu"
     assert labels["edgefleet.io/overlays"] == "base.region-eu"
-    assert "Node/ams-01-s1" in run(params, check_mode=False)["applied"]["unchanged"]
+    assert "Node/ams-01-s1" in run_registration(params, check_mode=False)["applied"]["unchanged"]
 
     # no source-controller runs here: waiting must time out and say what it saw
-    with pytest.raises(RegistrationError, match="not Ready after 2s; last status: no Ready condition"):
-        run({**params, "wait": True, "wait_timeout": 2}, check_mode=False)
+    with pytest.raises(GitopsError, match="not Ready after 2s; last status: no Ready condition"):
+        run_registration({**params, "wait": True, "wait_timeout": 2}, check_mode=False)
     # play the controller: set Ready=True through the status subresource, then the wait succeeds
     status = {
         "status": {
@@ -155,12 +160,14 @@ def test_node_labels_and_wait(kube_apiserver: Any, bundle_root: Path, tmp_path: 
         yaml.safe_dump(status),
     )
     assert patched.returncode == 0, patched.stderr
-    ready = run({**params, "wait": True, "wait_timeout": 10}, check_mode=False)
+    ready = run_registration({**params, "wait": True, "wait_timeout": 10}, check_mode=False)
     assert ready["ready"].startswith("Ready=True")
 
 
 def test_argocd_registration_through_the_api(kube_apiserver: Any, bundle_root: Path, tmp_path: Path) -> None:
+    """The role's path: the bundle verified by gitops_bundle_info, its files handed to gitops_registration."""
     cp = kube_apiserver
+    verified = run_bundle_info({"engine": "argocd", "root": str(bundle_root), "version": "lab"})
     params = _params(
         cp,
         bundle_root,
@@ -168,10 +175,13 @@ def test_argocd_registration_through_the_api(kube_apiserver: Any, bundle_root: P
         engine="argocd",
         cluster="par-01",
         path="clusters/par-01",
-        engine_bundle=str(bundle_root / "gitops" / "argocd" / "lab"),
+        engine_bundle=None,
+        engine_files=verified["engine_files"],
+        engine_sums=verified["engine_sums"],
+        engine_images=verified["images"],
         argocd={"agent_hub": "hub.example.internal"},
     )
-    assert run(params, check_mode=False)["changed"]
+    assert run_registration(params, check_mode=False)["changed"]
     app = _kubectl(cp, "get", "applications.argoproj.io", "-n", "argocd", "par-01")
     assert app["spec"]["source"]["path"] == "clusters/par-01"
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
@@ -180,7 +190,7 @@ def test_argocd_registration_through_the_api(kube_apiserver: Any, bundle_root: P
     assert base64.b64decode(repo["data"]["sshPrivateKey"]).decode() == (tmp_path / "keys" / "ams-01").read_text()
     agent = _kubectl(cp, "get", "configmap", "-n", "argocd", "argocd-agent-params")
     assert agent["data"]["agent.server.address"] == "hub.example.internal"
-    assert not run(params, check_mode=False)["changed"]
+    assert not run_registration(params, check_mode=False)["changed"]
 
 
 def test_missing_crds_are_reported_not_a_traceback(kube_apiserver: Any) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+pytestmark = pytest.mark.kustomize
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example"
 PLAYBOOK = Path(__file__).resolve().parent / "gitops" / "fleet_repo.yml"

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+pytestmark = pytest.mark.kustomize
+
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "tests/integration/gitops/register.yml"
 KNOWN_HOSTS = "git.example.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleHostKeyOnlyForTests"

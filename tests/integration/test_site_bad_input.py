@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.lab
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -95,8 +97,8 @@ def _assert_no_host_touched(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_unknown_key_and_inline_token_both_reported_before_any_host(tmp_path: Path) -> None:
-    typo = {"edgefleet_k3s_config": {"kube-apiserver-args": ["x=1"]}}
-    inline_token = {"edgefleet_k3s_config": {"token": "s3cr3t-inline"}}
+    typo = {"edgefleet_distribution_config": {"kube-apiserver-args": ["x=1"]}}
+    inline_token = {"edgefleet_distribution_config": {"token": "s3cr3t-inline"}}
     site_a = {"name": "site-a", "nodes": [_node("a1", "127.0.0.2")], "vars": typo}
     site_b = {"name": "site-b", "nodes": [_node("b1", "127.0.0.3")], "vars": inline_token}
     out = _assert_no_host_touched(_run_site(tmp_path, _fleet(tmp_path / "bad.fleet.yml", [site_a, site_b])))

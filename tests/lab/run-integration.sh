@@ -2,7 +2,8 @@
 # The lab part of `make test` (make test-lab):
 #   1. bootstrap the host, build or reuse the node image, bring up the lab nodes;
 #   2. run every Molecule scenario named in tests/lab/scenarios.txt;
-#   3. run pytest on the tests/integration files no other mk/*.mk target runs;
+#   3. run the tests/integration tests marked `lab` (pytest -m lab), and check that every
+#      integration test carries the marker of some make target;
 #   4. ALWAYS tear down what this run brought up (trap EXIT), pass or fail.
 # Exits non-zero when any step fails. Lab nodes that were already up
 # before the run (someone else's work) are left as they were.
@@ -61,19 +62,28 @@ for s in "${scenarios[@]}"; do
   step "molecule test -s $s" molecule test -s "$s"
 done
 
-# tests/integration: the files no other make target runs already (mk/*.mk name
-# the ones they run, with their own prerequisites), so nothing runs twice.
-mapfile -t owned < <(grep -ohE 'tests/integration/test_[A-Za-z0-9_]+\.py' mk/*.mk | sort -u)
-itests=()
-for f in tests/integration/test_*.py; do
-  [[ -f $f ]] || continue
-  printf '%s\n' "${owned[@]}" | grep -qxF "$f" || itests+=("$f")
-done
-if (( ${#itests[@]} )); then
-  step "pytest ${itests[*]}" python -m pytest -q -p no:cacheprovider "${itests[@]}"
-else
-  lab_log "tests/integration: no tests beyond those other make targets run (${owned[*]:-none})"
-fi
+# tests/integration: the tests marked `lab` (pytestmark = pytest.mark.lab). Every other integration
+# test carries the marker of the make target that runs it, with its own prerequisites (markers in
+# pyproject.toml), so nothing runs twice. A collection error in one file does not stop the others.
+itest_markers=$(python -c 'import tomllib;print(" or ".join(m.split(":")[0].strip() for m in tomllib.load(open("pyproject.toml","rb"))["tool"]["pytest"]["ini_options"]["markers"]))')
+lab_itests() {
+  python -m pytest -q -p no:cacheprovider --continue-on-collection-errors -m lab tests/integration
+  local rc=$?
+  (( rc == 5 )) && { lab_log "tests/integration: no test is marked lab"; return 0; }
+  return "$rc"
+}
+step "pytest -m lab tests/integration" lab_itests
+# A test without any of those markers would run nowhere: list it and fail.
+unmarked_itests() {
+  local out
+  out=$(python -m pytest -q -p no:cacheprovider --collect-only --continue-on-collection-errors \
+    -m "not ($itest_markers)" tests/integration 2>/dev/null | grep -E '^tests/integration/.*::' || true)
+  [[ -z $out ]] && return 0
+  lab_log "integration tests with none of the markers ($itest_markers), so no make target runs them:"
+  printf '%s\n' "$out" >&2
+  return 1
+}
+step "every tests/integration test carries a target marker" unmarked_itests
 
 if (( ${#failures[@]} )); then
   lab_log "FAILED: ${failures[*]}"

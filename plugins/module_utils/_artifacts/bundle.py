@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_file
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 
-DISTRIBUTIONS = ("k3s", "k0s")
+DISTRIBUTIONS = registry.NAMES
 ARCHES = ("amd64", "arm64", "armhf")
 COMPONENTS = ("binary", "images", "install_script")
 
@@ -74,11 +75,6 @@ def argument_spec(on_node: bool) -> dict[str, Any]:
     return spec
 
 
-IMAGES_DIRS = {
-    "k3s": "/var/lib/rancher/k3s/agent/images",
-    "k0s": "/var/lib/k0s/images",
-}
-_IMAGE_SUFFIXES = (".tar.zst", ".tar.gz", ".tar")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # A version as it appears in a file name and a directory name: no path separators, no spaces.
 _VERSION_RE = re.compile(r"^v?[0-9A-Za-z][0-9A-Za-z.+_-]*$")
@@ -143,16 +139,12 @@ class BundlePlan:
 
 def binary_name(distribution: str, version: str, arch: str) -> str:
     """The upstream release asset name of the distribution's binary."""
-    if distribution == "k3s":
-        return "k3s" if arch == "amd64" else f"k3s-{arch}"
-    return f"k0s-{version}-{arch}"
+    return registry.get(distribution).release_binary(version, arch)
 
 
 def image_names(distribution: str, version: str, arch: str) -> list[str]:
     """Candidate names of the air-gap images archive, most preferred first."""
-    if distribution == "k3s":
-        return [f"k3s-airgap-images-{arch}{suffix}" for suffix in _IMAGE_SUFFIXES]
-    return [f"k0s-airgap-bundle-{version}-{arch}"]
+    return registry.get(distribution).image_archives(version, arch)
 
 
 def sums_name(arch: str) -> str:
@@ -200,14 +192,14 @@ def wanted_files(
         ]
     ]
     if "images" in wanted:
-        target = images_dir or IMAGES_DIRS[distribution]
+        target = images_dir or registry.get(distribution).images_dir
         groups.append(
             [
                 WantedFile(name, "images", False, 0o644, os.path.join(target, name))
                 for name in image_names(distribution, version, arch)
             ]
         )
-    if "install_script" in wanted and distribution == "k3s":
+    if "install_script" in wanted and registry.get(distribution).has_install_script():
         groups.append([WantedFile("install.sh", "install_script", False, 0o755, None)])
     return groups
 

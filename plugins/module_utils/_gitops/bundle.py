@@ -21,36 +21,13 @@ import re
 from dataclasses import dataclass, field
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_bytes
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import ENGINE_TABLE
 
-KNOWN_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "flux": (
-        "source-controller",
-        "kustomize-controller",
-        "helm-controller",
-        "notification-controller",
-        "image-reflector-controller",
-        "image-automation-controller",
-    ),
-    "argocd": (
-        "application-controller",
-        "repo-server",
-        "redis",
-        "applicationset-controller",
-        "server",
-        "dex-server",
-        "notifications-controller",
-    ),
-}
-# Trimmed for 2-4 GB nodes: what it takes to pull and apply, nothing else.
-DEFAULT_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "flux": ("source-controller", "kustomize-controller"),
-    "argocd": ("application-controller", "repo-server", "redis"),
-}
-# Without these the engine cannot reconcile at all.
-REQUIRED_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "flux": ("source-controller", "kustomize-controller"),
-    "argocd": ("application-controller", "repo-server"),
-}
+# The component sets per engine are rows of the engine table (core.ENGINE_TABLE); these views keep
+# the names the bundle code and its tests use.
+KNOWN_COMPONENTS: dict[str, tuple[str, ...]] = {name: row.components for name, row in ENGINE_TABLE.items()}
+DEFAULT_COMPONENTS: dict[str, tuple[str, ...]] = {name: row.default_components for name, row in ENGINE_TABLE.items()}
+REQUIRED_COMPONENTS: dict[str, tuple[str, ...]] = {name: row.required_components for name, row in ENGINE_TABLE.items()}
 CRDS_FILE = "crds.yaml"
 IMAGES_FILE = "images.txt"
 SUMS_FILE = "sha256sum.txt"
@@ -147,16 +124,18 @@ def plan(bundle_dir: str, engine: str, components: list[str]) -> EnginePlan:
 def from_verified(files: dict[str, str], sums: dict[str, str], images: list[str]) -> EnginePlan:
     """An EnginePlan from files the controller verified and sent along; every file is checked again here."""
     result = EnginePlan(images=list(images))
+    good: set[str] = set()
     for name, text in sorted(files.items()):
-        content = text.encode()
         expected = sums.get(name)
-        actual = sha256_bytes(content)
+        actual = sha256_bytes(text.encode())
         if expected is None:
             result.problems.append(f"engine_files: {name} has no sha256 in engine_sums")
         elif actual != expected:
             result.problems.append(f"engine_files: {name} arrived with sha256 {actual}, the bundle pins {expected}")
         else:
-            result.files[name] = content
+            good.add(name)
+    # in the order they came (CRDs first, then the chosen components), which is the order of an API apply
+    result.files = {name: text.encode() for name, text in files.items() if name in good}
     if CRDS_FILE not in files:
         result.problems.append(f"engine_files: {CRDS_FILE} is missing")
     return result

@@ -3,9 +3,13 @@
 """Pull-mode GitOps registration: the objects that bind one cluster to its fleet path.
 
 Everything here is pure data in, data out (no Ansible, no API client), so it is
-unit-tested directly. ``gitops_registration`` (the module) and the integration
-tests call it; the API side lives in ``_gitops_api.py``, the air-gap engine
-bundle in ``_gitops_bundle.py``, the deploy key in ``_gitops_keys.py``.
+unit-tested directly. The modules' runners (``module.py``) and the integration
+tests call it; the API side lives in ``api.py``, the air-gap engine bundle in
+``bundle.py``, the deploy key in ``keys.py``, the modules' options in ``options.py``.
+
+What differs between Flux and Argo CD is data: the settings dataclasses
+(:class:`FluxSettings`, :class:`ArgoSettings`, whose field defaults are the
+modules' defaults) and one row per engine in :data:`ENGINE_TABLE`.
 
 Field names follow the upstream CRDs: Flux ``source.toolkit.fluxcd.io/v1``
 ``GitRepository`` and ``kustomize.toolkit.fluxcd.io/v1`` ``Kustomization``;
@@ -17,12 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-ENGINES = ("flux", "argocd")
 DISTRIBUTIONS = ("k3s", "k0s")
 DELIVERIES = ("manifests", "api")
+AGENT_MODES = ("autonomous", "managed")
+DEFAULT_BRANCH = "main"
 
 FIELD_MANAGER = "edgefleet"
 LABEL_PREFIX = "edgefleet.io/"
@@ -45,6 +52,7 @@ _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _GIT_URL = re.compile(r"^(ssh://|https://|http://|git@[^:]+:)")
+_SSH_URL = re.compile(r"^(ssh://|git@)")
 _HOSTPORT = re.compile(r"^[A-Za-z0-9.-]+$")
 
 
@@ -62,15 +70,25 @@ class ClusterFacts:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+def is_ssh_url(url: str) -> bool:
+    """Whether the agent reaches the repo over SSH (and so needs a deploy key and known_hosts)."""
+    return bool(_SSH_URL.match(url or ""))
+
+
 @dataclass(frozen=True)
 class RepoSettings:
     url: str
-    branch: str = "main"
+    branch: str = DEFAULT_BRANCH
     known_hosts: str = ""
 
     @property
     def is_ssh(self) -> bool:
-        return self.url.startswith("ssh://") or self.url.startswith("git@")
+        return is_ssh_url(self.url)
+
+
+# The two settings dataclasses below are where the defaults of the modules' ``flux`` and ``argocd``
+# suboptions are defined (options.py builds the argument spec from their fields); a field's type
+# annotation is its option type.
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,8 @@ class FluxSettings:
 
 @dataclass(frozen=True)
 class ArgoSettings:
+    """The Argo CD Application: automated, self-healing, retrying without limit with a capped backoff."""
+
     namespace: str = "argocd"
     project: str = "default"
     destination_namespace: str = "default"
@@ -103,6 +123,69 @@ class ArgoSettings:
     agent_hub: str = ""
     agent_hub_port: int = 443
     agent_mode: str = "autonomous"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What differs between the GitOps engines, as data: one row of :data:`ENGINE_TABLE` per engine."""
+
+    name: str
+    title: str
+    settings: type[FluxSettings] | type[ArgoSettings]  # its settings, the module option named ``name``
+    components: tuple[str, ...]  # every component a bundle may hold
+    default_components: tuple[str, ...]  # what is installed when none are chosen
+    required_components: tuple[str, ...]  # without these the engine cannot reconcile
+    source_kind: str  # the object that ``wait`` watches
+
+
+ENGINE_TABLE: Mapping[str, Engine] = MappingProxyType(
+    {
+        "flux": Engine(
+            name="flux",
+            title="Flux",
+            settings=FluxSettings,
+            components=(
+                "source-controller",
+                "kustomize-controller",
+                "helm-controller",
+                "notification-controller",
+                "image-reflector-controller",
+                "image-automation-controller",
+            ),
+            # trimmed for 2-4 GB nodes: what it takes to pull and apply, nothing else
+            default_components=("source-controller", "kustomize-controller"),
+            required_components=("source-controller", "kustomize-controller"),
+            source_kind="GitRepository",
+        ),
+        "argocd": Engine(
+            name="argocd",
+            title="Argo CD",
+            settings=ArgoSettings,
+            components=(
+                "application-controller",
+                "repo-server",
+                "redis",
+                "applicationset-controller",
+                "server",
+                "dex-server",
+                "notifications-controller",
+            ),
+            # Argo CD "core": no API server, UI or Dex
+            default_components=("application-controller", "repo-server", "redis"),
+            required_components=("application-controller", "repo-server"),
+            source_kind="Application",
+        ),
+    }
+)
+ENGINES = tuple(ENGINE_TABLE)
+
+
+def components_for(engine: str, chosen: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The components to install: the ones chosen, or (none chosen) the engine's default set."""
+    if chosen:
+        return list(chosen)
+    row = ENGINE_TABLE.get(engine)
+    return list(row.default_components) if row else []
 
 
 @dataclass(frozen=True)
@@ -155,8 +238,8 @@ def validate(
     for key, value in names:
         if not _DNS1123.match(value or ""):
             problems.append(f"{key}: found {value!r}, allowed: a DNS-1123 label")
-    if argo.agent_mode not in ("autonomous", "managed"):
-        problems.append(f"argocd.agent_mode: found {argo.agent_mode!r}, allowed: autonomous, managed")
+    if argo.agent_mode not in AGENT_MODES:
+        problems.append(f"argocd.agent_mode: found {argo.agent_mode!r}, allowed: {', '.join(AGENT_MODES)}")
     if argo.agent_hub and not _HOSTPORT.match(argo.agent_hub):
         problems.append(f"argocd.agent_hub: found {argo.agent_hub!r}, allowed: a host name or address")
     if not 1 <= argo.agent_hub_port <= 65535:

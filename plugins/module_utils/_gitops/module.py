@@ -1,8 +1,12 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What ``edgefleet.k8s.gitops_registration`` does, without Ansible: params in, result out.
+"""What the three GitOps modules do, without Ansible: params in, result out.
 
-The module only parses arguments and calls :func:`run`; unit tests call it too.
+One runner per module: :func:`run_deploy_key` (``gitops_deploy_key``),
+:func:`run_bundle_info` (``gitops_bundle_info``) and :func:`run_registration`
+(``gitops_registration``). The modules only parse arguments (``options.py``) and
+call them; unit and integration tests call them too, with only the options they
+care about (the rest take their defaults from ``options.py``).
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ import os
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_bytes
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, files, keys
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, files, keys, options
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import (
     DELIVERIES,
     DISTRIBUTIONS,
     ENGINE_FILE_PREFIX,
+    ENGINE_TABLE,
     MANIFEST_DIRS,
     REGISTRATION_FILE,
     ArgoSettings,
@@ -23,6 +28,8 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import 
     DeployKey,
     FluxSettings,
     RepoSettings,
+    components_for,
+    is_ssh_url,
     node_labels,
     object_ref,
     redact_object,
@@ -31,137 +38,132 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import 
 )
 
 
-class RegistrationError(Exception):
+class GitopsError(Exception):
     """Bad input or a refused action; the message lists every problem."""
 
 
-FLUX_OPTIONS = {
-    "namespace": "flux-system",
-    "name": "edgefleet-fleet",
-    "source_interval": "10m",
-    "source_timeout": "60s",
-    "interval": "10m",
-    "retry_interval": "2m",
-    "timeout": "5m",
-    "prune": True,
-    "wait": False,
-    "substitute": True,
-}
-ARGOCD_OPTIONS = {
-    "namespace": "argocd",
-    "project": "default",
-    "destination_namespace": "default",
-    "prune": True,
-    "self_heal": True,
-    "retry_limit": -1,
-    "backoff_duration": "30s",
-    "backoff_factor": 2,
-    "backoff_max_duration": "10m",
-    "agent_hub": "",
-    "agent_hub_port": 443,
-    "agent_mode": "autonomous",
-}
-
-
 def _settings(params: dict[str, Any]) -> tuple[ClusterFacts, RepoSettings, FluxSettings, ArgoSettings]:
+    cluster = params["cluster"] or ""
     facts = ClusterFacts(
-        cluster=params.get("cluster") or "",
-        path=params.get("path") or f"clusters/{params.get('cluster') or ''}",
-        overlays=tuple(params.get("overlays") or ()),
-        site=params.get("site") or "",
-        region=params.get("region") or "",
-        model=params.get("model") or "",
-        channel=params.get("channel") or "",
+        cluster=cluster,
+        path=params["path"] or f"clusters/{cluster}",
+        overlays=tuple(params["overlays"]),
+        site=params["site"],
+        region=params["region"],
+        model=params["model"],
+        channel=params["channel"],
     )
-    repo = RepoSettings(
-        url=params.get("repo_url") or "",
-        branch=params.get("branch") or "main",
-        known_hosts=params.get("known_hosts") or "",
-    )
-    flux_in = {k: v for k, v in (params.get("flux") or {}).items() if v is not None}
-    argo_in = {k: v for k, v in (params.get("argocd") or {}).items() if v is not None}
-    flux = FluxSettings(**{**FLUX_OPTIONS, **flux_in})
-    argo = ArgoSettings(**{**ARGOCD_OPTIONS, **argo_in})
+    repo = RepoSettings(url=params["repo_url"] or "", branch=params["branch"], known_hosts=params["known_hosts"])
+    flux = FluxSettings(**params["flux"])
+    argo = ArgoSettings(**params["argocd"])
     return facts, repo, flux, argo
 
 
-def run_keypair(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
-    path = params.get("deploy_key_path")
-    comment = params.get("key_comment") or f"edgefleet-{params.get('cluster') or 'cluster'}"
-    if params.get("deploy_key"):
+def _comment(given: str, cluster: str | None) -> str:
+    return given or f"edgefleet-{cluster or 'cluster'}"
+
+
+def run_deploy_key(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """Keep the cluster's SSH deploy key at ``path`` (generated 0600 when missing), or check the one given.
+
+    A repo URL that is not SSH needs no key: nothing is read or written (``needed: false``).
+    """
+    params = options.complete(options.DEPLOY_KEY, params)
+    path = params["path"]
+    comment = _comment(params["comment"], params.get("cluster"))
+    result: dict[str, Any] = {"changed": False, "needed": True, "public_key": "", "fingerprint": "", "path": path}
+    if params["repo_url"] and not is_ssh_url(params["repo_url"]):
+        return {**result, "needed": False}
+    if params["private_key"]:
         # a key the user keeps (vault): only checked, and its public half returned
         try:
-            given = keys.load(params["deploy_key"], comment)
+            given = keys.load(params["private_key"], comment, source="private_key")
         except keys.DeployKeyError as exc:
-            raise RegistrationError(str(exc)) from None
-        return {"changed": False, "public_key": given.public_openssh, "fingerprint": given.fingerprint}
+            raise GitopsError(str(exc)) from None
+        return {**result, "public_key": given.public_openssh, "fingerprint": given.fingerprint}
     if not path:
-        raise RegistrationError("deploy_key_path: missing; state=keypair needs the path of the key to keep")
+        raise GitopsError("path: missing; gitops_deploy_key needs the path of the key to keep, or private_key")
     try:
         key, changed = keys.ensure(path, comment, check_mode)
     except keys.DeployKeyError as exc:
-        raise RegistrationError(str(exc)) from None
+        raise GitopsError(str(exc)) from None
     return {
+        **result,
         "changed": changed,
         "public_key": key.public_openssh if key else "",
         "fingerprint": key.fingerprint if key else "",
-        "deploy_key_path": path,
     }
 
 
-def run_bundle(params: dict[str, Any]) -> dict[str, Any]:
-    """Only verify an engine bundle (read-only): the role runs this on the controller before staging."""
-    engine = params.get("engine") or ""
-    if not params.get("engine_bundle"):
-        raise RegistrationError("engine_bundle: missing; state=bundle verifies the bundle at that path")
-    components = list(params.get("engine_components") or bundle.DEFAULT_COMPONENTS.get(engine, ()))
-    engine_plan = bundle.plan(params["engine_bundle"], engine, components)
-    if engine_plan.problems:
-        head = f"{len(engine_plan.problems)} problem(s) in the {engine} bundle {params['engine_bundle']}: "
-        raise RegistrationError(head + "; ".join(engine_plan.problems))
-    return {
+def bundle_dir(root: str, engine: str, version: str) -> str:
+    """Where the bundle of one engine version sits under its root (docs/gitops.md)."""
+    return os.path.join(root, "gitops", engine, version)
+
+
+def run_bundle_info(params: dict[str, Any]) -> dict[str, Any]:
+    """Verify one engine bundle (read-only) and return its files for a later gitops_registration.
+
+    The role runs this on the controller before anything reaches a node. With no
+    ``root`` there is no bundle: only the registration will be delivered.
+    """
+    params = options.complete(options.BUNDLE_INFO, params)
+    engine = params["engine"] or ""
+    components = components_for(engine, params["components"])
+    result: dict[str, Any] = {
         "changed": False,
+        "path": "",
         "components": components,
+        "images": [],
+        "engine_files": {},
+        "engine_sums": {},
+    }
+    if not params["root"]:
+        return result
+    if not params["version"]:
+        raise GitopsError(f"version: missing; the {engine} bundle under {params['root']} is picked by its version")
+    path = bundle_dir(params["root"], engine, params["version"])
+    engine_plan = bundle.plan(path, engine, components)
+    if engine_plan.problems:
+        head = f"{len(engine_plan.problems)} problem(s) in the {engine} bundle {path}: "
+        raise GitopsError(head + "; ".join(engine_plan.problems))
+    return {
+        **result,
+        "path": path,
         "images": engine_plan.images,
         "engine_files": {name: content.decode() for name, content in engine_plan.files.items()},
         "engine_sums": {name: sha256_bytes(content) for name, content in engine_plan.files.items()},
     }
 
 
-def run(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
-    """Render, then deliver to the manifests folder or apply through the API."""
-    if params.get("state") == "keypair":
-        return run_keypair(params, check_mode)
-    if params.get("state") == "bundle":
-        return run_bundle(params)
+def run_registration(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """Render the cluster's objects, then write them to the manifests folder or apply them through the API."""
+    params = options.complete(options.REGISTRATION, params)
     if not files.HAS_YAML:
-        raise RegistrationError("the Python library PyYAML is needed on the host running gitops_registration")
-    engine = params.get("engine") or ""
-    delivery = params.get("delivery") or "manifests"
-    distribution = params.get("distribution") or "k3s"
+        raise GitopsError("the Python library PyYAML is needed on the host running gitops_registration")
+    engine = params["engine"] or ""
+    delivery = params["delivery"]
+    distribution = params["distribution"]
     facts, repo, flux, argo = _settings(params)
     problems = validate(engine, facts, repo, flux, argo)
     if delivery not in DELIVERIES:
         problems.append(f"delivery: found {delivery!r}, allowed: {', '.join(DELIVERIES)}")
     if distribution not in DISTRIBUTIONS:
         problems.append(f"distribution: found {distribution!r}, allowed: {', '.join(DISTRIBUTIONS)}")
-    if delivery == "api" and not params.get("kubeconfig"):
+    if delivery == "api" and not params["kubeconfig"]:
         problems.append("kubeconfig: missing; delivery=api needs a kubeconfig on the host running the module")
-    if repo.is_ssh and not (params.get("deploy_key") or params.get("deploy_key_path")):
+    if repo.is_ssh and not (params["deploy_key"] or params["deploy_key_path"]):
         problems.append(f"deploy_key: missing; {repo.url} is an SSH URL, give deploy_key or deploy_key_path")
     if repo.is_ssh and not repo.known_hosts:
         problems.append("known_hosts: missing; an SSH repo needs the Git host's public key (ssh-keyscan <host>)")
-    components = list(params.get("engine_components") or bundle.DEFAULT_COMPONENTS.get(engine, ()))
+    components = components_for(engine, params["engine_components"])
     engine_plan = None
     engine_pending = False
-    if params.get("engine_files"):
-        engine_plan = bundle.from_verified(
-            params["engine_files"], params.get("engine_sums") or {}, list(params.get("engine_images") or [])
-        )
+    if params["engine_files"]:
+        engine_plan = bundle.from_verified(params["engine_files"], params["engine_sums"], list(params["engine_images"]))
         problems.extend(engine_plan.problems)
-    elif params.get("engine_bundle"):
+    elif params["engine_bundle"]:
         if check_mode and not os.path.exists(params["engine_bundle"]):
-            # check mode: the staging copy that would create it did not run; the role verified it on the controller
+            # check mode: the copy that would create it did not run; it was verified where it came from
             engine_pending = True
             problems.extend(bundle.check_components(engine, components))
         else:
@@ -169,23 +171,15 @@ def run(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             problems.extend(engine_plan.problems)
     key: DeployKey | None = None
     key_changed = False
-    comment = params.get("key_comment") or f"edgefleet-{facts.cluster}"
-    try:
-        if params.get("deploy_key") and params.get("deploy_key_public"):
-            # checked on the controller (state=keypair): the node needs no cryptography library
-            key = keys.trusted(params["deploy_key"], params["deploy_key_public"])
-        elif params.get("deploy_key"):
-            key = keys.load(params["deploy_key"], comment)
-        elif params.get("deploy_key_path") and not problems:
-            # generated only once the rest is known to be good: bad input touches nothing
-            key, key_changed = keys.ensure(params["deploy_key_path"], comment, check_mode)
-    except keys.DeployKeyError as exc:
-        problems.append(str(exc))
+    if repo.is_ssh:
+        # only an SSH repo is reached with the deploy key; for any other URL the key options are not used
+        comment = _comment(params["key_comment"], facts.cluster)
+        key, key_changed = _registration_key(params, comment, check_mode, problems)
     if problems:
         head = f"{len(problems)} problem(s) in the GitOps registration for {facts.cluster!r}: "
-        raise RegistrationError(head + "; ".join(problems))
+        raise GitopsError(head + "; ".join(problems))
 
-    if key is None and check_mode and params.get("deploy_key_path"):
+    if key is None and check_mode and repo.is_ssh and params["deploy_key_path"]:
         # check mode: the key is not generated, but the Secret that will hold it is shown
         key = DeployKey("<generated on the first real run>\n", "<generated on the first real run>")
     objects = registration_objects(engine, facts, repo, flux, argo, key)
@@ -208,7 +202,7 @@ def run(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         "diff": [],
     }
     if delivery == "manifests":
-        directory = params.get("manifests_dir") or MANIFEST_DIRS[distribution]
+        directory = params["manifests_dir"] or MANIFEST_DIRS[distribution]
         desired: dict[str, bytes] = {REGISTRATION_FILE: files.dump_objects(objects).encode()}
         if engine_plan is not None:
             for name, content in engine_plan.files.items():
@@ -227,12 +221,12 @@ def run(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import api
 
     try:
-        dyn = api.connect(params["kubeconfig"], params.get("context"))
+        dyn = api.connect(params["kubeconfig"], params["context"] or None)
         applied_objects = list(objects)
         if engine_plan is not None:
             applied_objects = _bundle_objects(engine_plan) + applied_objects
         applied = api.apply_objects(dyn, applied_objects, check_mode)
-        nodes = list(params.get("nodes") or [])
+        nodes = list(params["nodes"])
         labelled = api.label_nodes(dyn, nodes, labels, check_mode) if nodes else api.ApplyResult()
         result["changed"] = result["changed"] or bool(applied.changed or labelled.changed)
         result["applied"] = {
@@ -244,12 +238,30 @@ def run(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             before = {**applied.before, **labelled.before}.get(ref) or {}
             after = {**applied.after, **labelled.after}.get(ref) or {}
             result["diff"].append({"before_header": ref, "after_header": ref, "before": before, "after": after})
-        if params.get("wait") and not check_mode:
-            source = next(o for o in objects if o["kind"] in ("GitRepository", "Application"))
-            result["ready"] = api.wait_ready(dyn, engine, source, float(params.get("wait_timeout") or 300))
+        if params["wait"] and not check_mode:
+            source = next(o for o in objects if o["kind"] == ENGINE_TABLE[engine].source_kind)
+            result["ready"] = api.wait_ready(dyn, engine, source, float(params["wait_timeout"]))
     except api.ApiApplyError as exc:
-        raise RegistrationError(str(exc)) from None
+        raise GitopsError(str(exc)) from None
     return result
+
+
+def _registration_key(
+    params: dict[str, Any], comment: str, check_mode: bool, problems: list[str]
+) -> tuple[DeployKey | None, bool]:
+    """The deploy key for the registration, and whether keeping it changed a file; a bad key joins ``problems``."""
+    try:
+        if params["deploy_key"] and params["deploy_key_public"]:
+            # checked on the controller (gitops_deploy_key): the node needs no cryptography library
+            return keys.trusted(params["deploy_key"], params["deploy_key_public"]), False
+        if params["deploy_key"]:
+            return keys.load(params["deploy_key"], comment), False
+        if params["deploy_key_path"] and not problems:
+            # generated only once the rest is known to be good: bad input touches nothing
+            return keys.ensure(params["deploy_key_path"], comment, check_mode)
+    except keys.DeployKeyError as exc:
+        problems.append(str(exc))
+    return None, False
 
 
 def _bundle_objects(engine_plan: bundle.EnginePlan) -> list[dict[str, Any]]:

@@ -3,9 +3,29 @@
 #   $EDGEFLEET_CACHE/bundle/k3s/<ver>/{k3s,sha256sum-amd64.txt}
 #   $EDGEFLEET_CACHE/bundle/k0s/<ver>/{k0s-<ver>-amd64,sha256sum-amd64.txt}
 # Each stand-in is one self-extracting file (standin/header.sh + tar.gz of bin/ and the Python code).
-# Idempotent: rebuilt only when the binaries, the Python code or the header change.
+# The Python code is the edgefleet_standin package plus a copy of the collection's K3s flag table
+# (plugins/module_utils/_distribution/k3s_flag_table.py, the one list of K3s flags; the stand-in
+# imports it as edgefleet_standin.k3s_flag_table).
+# Idempotent: rebuilt only when the binaries, the staged Python code (the flag table included) or the
+# header change.
+# Usage: bundle.sh | bundle.sh --stage-lib DIR (stage only the Python code into DIR, print its hash)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+FLAG_TABLE="$HERE/../../../plugins/module_utils/_distribution/k3s_flag_table.py"
+
+stage_lib() { # dir: copy the stand-in's Python code into dir, then print the hash of what was staged
+    [[ -f "$FLAG_TABLE" ]] || { echo "bundle: the K3s flag table $FLAG_TABLE is missing" >&2; exit 1; }
+    mkdir -p "$1/edgefleet_standin"
+    cp "$HERE"/standin/edgefleet_standin/*.py "$1/edgefleet_standin/"
+    cp "$FLAG_TABLE" "$1/edgefleet_standin/k3s_flag_table.py"
+    (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
+}
+if [[ "${1:-}" == "--stage-lib" ]]; then
+    [[ -n "${2:-}" ]] || { echo "usage: bundle.sh --stage-lib DIR" >&2; exit 2; }
+    stage_lib "$2"
+    exit 0
+fi
+
 # shellcheck disable=SC1091
 . "$HERE/versions.env"
 CACHE="${EDGEFLEET_CACHE:-$HOME/.cache/edgefleet}"
@@ -17,19 +37,20 @@ K3S_DIR="$CACHE/bundle/k3s/$K3S_V"
 K0S_DIR="$CACHE/bundle/k0s/$K0S_V"
 
 STAMP="$CACHE/controlplane/bundle-$K3S_V-$K0S_V.inputs"
-inputs="$( { cat "$BIN/.stamp" "$HERE/standin/header.sh" "$HERE/versions.env";
-             find "$HERE/standin/edgefleet_standin" -name '*.py' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -c1-16)"
+start=$(date +%s)
+work="$(mktemp -d "$CACHE/.bundle.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+# The cache key covers the code as staged, so a changed flag table (or any stand-in file) rebuilds.
+lib_hash="$(stage_lib "$work/payload/lib")"
+inputs="$( { cat "$BIN/.stamp" "$HERE/standin/header.sh" "$HERE/versions.env"; echo "lib=$lib_hash"; } \
+           | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$inputs" && -x "$K3S_DIR/k3s" && -x "$K0S_DIR/k0s-$K0S_V-amd64" ]]; then
     echo "bundle: cached $K3S_DIR $K0S_DIR"
     exit 0
 fi
-start=$(date +%s)
-work="$(mktemp -d "$CACHE/.bundle.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/payload/bin" "$work/payload/lib/edgefleet_standin"
+mkdir -p "$work/payload/bin"
 for t in kube-apiserver kubectl etcd etcdctl kine; do cp "$BIN/$t" "$work/payload/bin/"; done
 go env GOVERSION > "$work/payload/bin/.goversion" 2>/dev/null || echo unknown > "$work/payload/bin/.goversion"
-cp "$HERE"/standin/edgefleet_standin/*.py "$work/payload/lib/edgefleet_standin/"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/payload" -cf - . | gzip -n -4 > "$work/payload.tgz"
 hash="$(sha256sum "$work/payload.tgz" | cut -c1-16)"
 make_one() { # flavor version out

@@ -66,7 +66,7 @@ step "prepare: foreign disks, Tang, K0s stand-in on the plain root disk"
 play "$SCENARIO/prepare.yml" >"$WORK/prepare.log" 2>&1 || { tail -n 60 "$WORK/prepare.log"; fail prepare; }
 [[ -z "$(mounted_from /var/lib/k0s)" ]] || fail "/var/lib/k0s is a mount point before migrate"
 vm_ssh "systemctl is-active --quiet k0scontroller" || fail "the K0s stand-in is not running"
-# edgefleet_k0s_api_port: 6444 (vars/k0s.yml) must be where it listens, leaving 6443 to K3s.
+# edgefleet_distribution_api_port: 6444 (vars/k0s.yml) must be where it listens, leaving 6443 to K3s.
 vm_ssh "sudo ss -Hltnp 'sport = :6444'" | grep -q kube-apiserver || fail "the K0s API server does not listen on 6444"
 vm_ssh "sudo bash -s k0s create 200" <"$SCENARIO/files/rows.sh"
 k0s_before=$(rows k0s)

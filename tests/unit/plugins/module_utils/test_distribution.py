@@ -1,13 +1,18 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The distribution model: merge, validation, restart semantics, redaction, token and file handling."""
+"""The distribution layer: the strategies (K3s, K0s), the shared config work (merge, validation,
+restart semantics, redaction, token and file handling), the node settings derived from the
+inventory, and the interface itself (every strategy fills it; a third one plugs in unchanged)."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
 import stat
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +26,79 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import deep_merge, merge_layers
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import core as d
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config as c
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k3s_flags, registry
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import module as dmodule
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k0s import K0S
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k3s import K3S
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
+    ROLES,
+    Distribution,
+    JoinToken,
+    NodeIdentity,
+    frozen,
+)
 
 OWNER = (os.getuid(), os.getgid())
+MODULE = dmodule.MODULE_NAME
 
 
-def _apply(dist: d.Distribution, tmp_path: Path, check_mode: bool = False, **params: Any) -> dict[str, Any]:
+def _apply(dist: Distribution, tmp_path: Path, check_mode: bool = False, **params: Any) -> dict[str, Any]:
     params.setdefault("path", str(tmp_path / "etc" / "config.yaml"))
     params.setdefault("host", "node1")
-    return d.apply_config(
-        dist, params, check_mode, f"edgefleet.k8s.{dist.name}_config", root=str(tmp_path), owner=OWNER
-    )
+    # The token file now defaults to the distribution's own (/etc/...); every write stays under tmp_path.
+    params.setdefault("token_file", str(tmp_path / "token"))
+    result = c.apply_config(dist, params, check_mode, MODULE, root=str(tmp_path), owner=OWNER)
+    for key in ("path", "token_file"):
+        assert result.get(key) is None or str(result[key]).startswith(str(tmp_path)), result[key]
+    return result
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-# ----------------------------------------------------------------------------- the model
+def _plan(dist: Distribution, **request: Any) -> c.ConfigPlan:
+    return c.plan_config(dist, c.ConfigRequest(**request))
 
 
-def test_k3s_and_k0s_are_two_instances_of_one_model() -> None:
-    assert d.get("k3s") is d.K3S and d.get("k0s") is d.K0S
-    assert d.K3S.sqlite_db == "/var/lib/rancher/k3s/server/db/state.db"
-    assert d.K3S.manifests_dir == "/var/lib/rancher/k3s/server/manifests"
-    assert d.K3S.server_token_path == "/var/lib/rancher/k3s/server/token"
-    assert d.K0S.config_path == "/etc/k0s/k0s.yaml"
-    assert d.K0S.sqlite_db == "/var/lib/k0s/db/state.db"
-    assert d.K3S.unit("agent") == "k3s-agent.service"
-    assert d.K0S.unit("worker") == "k0sworker.service"
-    assert d.K0S.role_name("server") == "controller"
-    facts = d.K3S.as_dict()
+# ----------------------------------------------------------------------------- the strategies
+
+
+def test_k3s_and_k0s_are_two_strategies_of_one_interface() -> None:
+    assert registry.get("k3s") is K3S and registry.get("k0s") is K0S
+    assert registry.NAMES == ("k3s", "k0s")
+    assert K3S.sqlite_db == "/var/lib/rancher/k3s/server/db/state.db"
+    assert K3S.manifests_dir == "/var/lib/rancher/k3s/server/manifests"
+    assert K3S.server_token_path == "/var/lib/rancher/k3s/server/token"
+    assert K0S.config_path == "/etc/k0s/k0s.yaml"
+    assert K0S.sqlite_db == "/var/lib/k0s/db/state.db"
+    assert K3S.unit("agent") == "k3s-agent.service"
+    assert K0S.unit("worker") == "k0sworker.service"
+    assert K0S.role_name("server") == "controller"
+    facts = K3S.facts()
     assert facts["cis_files"]["admission"] == "/var/lib/rancher/k3s/server/psa.yaml"
+
+
+def test_unknown_distribution_names_the_allowed_ones() -> None:
+    with pytest.raises(KeyError) as err:
+        registry.get("rke2")
+    assert err.value.args[0] == "distribution: found 'rke2'; allowed: k3s, k0s"
+
+
+def test_role_names_and_aliases_come_from_the_strategy() -> None:
+    assert K3S.role_choices() == "server, agent"
+    assert K0S.role_choices() == "server/controller, agent/worker"
+    assert K0S.normalize_role("controller") == "server" and K0S.normalize_role("worker") == "agent"
+    assert K3S.normalize_role("controller") == "controller"  # not a K3s name
+    assert registry.all_role_names() == ["server", "agent", "controller", "worker"]
+    # plan_config takes the distribution's own names as well (same plan as server/agent).
+    alias = _plan(K0S, host="c1", role="controller", cluster_servers=("c1",))
+    canonical = _plan(K0S, host="c1", role="server", cluster_servers=("c1",))
+    assert alias.ok and alias.role == "server" and alias.config == canonical.config
+    assert alias.exec_args == canonical.exec_args
+    bad = _plan(K3S, host="n1", role="controller")
+    assert bad.problems == ["n1: edgefleet_node_role is 'controller'; allowed: server, agent"]
 
 
 # ----------------------------------------------------------------------------- merge
@@ -68,17 +114,19 @@ def test_arg_lists_merge_by_name_and_dicts_merge_deep() -> None:
     assert merged["a"] == {"b": 1, "c": 3}
 
 
+_LAYERS_OVERRIDES = {"kube-apiserver-arg": ["audit-log-maxage=7"], "write-kubeconfig-mode": "0640"}
+
+
 def test_k3s_layers_cis_then_datastore_then_settings_then_overrides() -> None:
-    plan = d.plan_k3s(
-        d.ConfigRequest(
-            host="node1",
-            role="server",
-            datastore="etcd",
-            cluster_servers=("node1", "node2", "node3"),
-            token_file="/etc/rancher/k3s/token",
-            settings={"node-name": "node1"},
-            overrides={"kube-apiserver-arg": ["audit-log-maxage=7"], "write-kubeconfig-mode": "0640"},
-        )
+    plan = _plan(
+        K3S,
+        host="node1",
+        role="server",
+        datastore="etcd",
+        cluster_servers=("node1", "node2", "node3"),
+        token_file="/etc/rancher/k3s/token",
+        settings={"node-name": "node1"},
+        overrides=_LAYERS_OVERRIDES,
     )
     assert plan.ok, plan.problems
     cfg = plan.config
@@ -95,41 +143,175 @@ def test_k3s_layers_cis_then_datastore_then_settings_then_overrides() -> None:
     assert plan.exec_args == ["server"] and plan.unit == "k3s.service"
 
 
+def test_k3s_node_name_and_token_file_now_come_from_the_params() -> None:
+    """The same plan as above, with node-name derived from host and the token file defaulted."""
+    req = c.request_from_params(
+        K3S,
+        {
+            "host": "node1",
+            "role": "server",
+            "datastore": "etcd",
+            "cluster_servers": ["node1", "node2", "node3"],
+            "overrides": _LAYERS_OVERRIDES,
+        },
+    )
+    assert dict(req.settings) == {"node-name": "node1"} and req.token_file == "/etc/rancher/k3s/token"
+    explicit = _plan(
+        K3S,
+        host="node1",
+        role="server",
+        datastore="etcd",
+        cluster_servers=("node1", "node2", "node3"),
+        token_file="/etc/rancher/k3s/token",
+        settings={"node-name": "node1"},
+        overrides=_LAYERS_OVERRIDES,
+    )
+    derived = c.plan_config(K3S, req)
+    assert derived.ok and derived.config == explicit.config and derived.exec_args == explicit.exec_args
+
+
 def test_k3s_joiners_and_agents_get_server_url() -> None:
-    join = d.plan_k3s(
-        d.ConfigRequest(
-            host="node2",
-            role="server",
-            datastore="etcd",
-            cluster_servers=("node1", "node2", "node3"),
-            server_url="https://10.0.0.1:6443",
-        )
+    join = _plan(
+        K3S,
+        host="node2",
+        role="server",
+        datastore="etcd",
+        cluster_servers=("node1", "node2", "node3"),
+        server_address="10.0.0.1",
     )
     assert join.config is not None and join.config["server"] == "https://10.0.0.1:6443"
     assert "cluster-init" not in join.config
-    agent = d.plan_k3s(d.ConfigRequest(host="a1", role="agent", server_url="https://10.0.0.1:6443", cis=False))
+    agent = _plan(K3S, host="a1", role="agent", server_address="10.0.0.1", cis=False)
     assert agent.config == {"server": "https://10.0.0.1:6443"}
     assert agent.unit == "k3s-agent.service" and agent.exec_args == ["agent"]
 
 
 def test_cis_off_leaves_no_hardening_keys() -> None:
-    plan = d.plan_k3s(d.ConfigRequest(host="node1", role="server", cis=False))
+    plan = _plan(K3S, host="node1", role="server", cis=False)
     assert plan.config == {"write-kubeconfig-mode": "0600"}
+
+
+# ----------------------------------------------------------------------------- node settings from the inventory
+
+
+def test_k3s_node_settings_from_address_labels_and_port() -> None:
+    labels = {"ring": "pilot", "edgefleet.io/site": "ber-01"}
+    server = c.request_from_params(K3S, {"role": "server", "host": "node1", "address": "10.0.0.1", "labels": labels})
+    assert dict(server.settings) == {
+        "node-name": "node1",
+        "node-label": ["ring=pilot", "edgefleet.io/site=ber-01"],
+        "node-ip": "10.0.0.1",
+        "tls-san": ["10.0.0.1"],
+    }
+    # A name is no node-ip but still a TLS SAN; a non-default port is the server's https-listen-port.
+    named = c.request_from_params(K3S, {"role": "server", "host": "node1", "address": "node1.lab", "api_port": 7443})
+    assert dict(named.settings) == {"node-name": "node1", "tls-san": ["node1.lab"], "https-listen-port": 7443}
+    default_port = c.request_from_params(K3S, {"role": "server", "host": "node1", "api_port": 6443})
+    assert dict(default_port.settings) == {"node-name": "node1"}
+    # An agent: name, labels, node-ip; no tls-san, no listen port; it dials the server on api_port.
+    agent = c.request_from_params(
+        K3S,
+        {
+            "role": "agent",
+            "host": "a1",
+            "address": "10.0.0.5",
+            "labels": labels,
+            "api_port": 7443,
+            "server_address": "10.0.0.1",
+        },
+    )
+    assert dict(agent.settings) == {
+        "node-name": "a1",
+        "node-label": ["ring=pilot", "edgefleet.io/site=ber-01"],
+        "node-ip": "10.0.0.5",
+    }
+    assert agent.server_url == "https://10.0.0.1:7443"
+    plan = c.plan_config(K3S, agent)
+    assert plan.ok, plan.problems
+    assert plan.config is not None and plan.config["server"] == "https://10.0.0.1:7443"
+    assert plan.config["node-ip"] == "10.0.0.5" and plan.config["node-label"] == agent.settings["node-label"]
+
+
+def test_k3s_settings_win_over_derived_ones_and_can_be_turned_off() -> None:
+    params: dict[str, Any] = {
+        "role": "server",
+        "host": "node1",
+        "address": "10.0.0.1",
+        "settings": {"node-name": "custom", "tls-san": ["api.lab"]},
+    }
+    req = c.request_from_params(K3S, params)
+    assert dict(req.settings) == {"node-name": "custom", "node-ip": "10.0.0.1", "tls-san": ["api.lab"]}
+    off = c.request_from_params(K3S, {**params, "node_settings": False})
+    assert dict(off.settings) == {"node-name": "custom", "tls-san": ["api.lab"]}
+
+
+def test_k0s_node_settings_from_address_and_port() -> None:
+    base = {"role": "controller", "host": "c1", "cluster_servers": ["c1"], "address": "10.0.0.1"}
+    etcd = c.request_from_params(K0S, {**base, "datastore": "etcd", "api_port": 7443})
+    assert dict(etcd.settings) == {
+        "spec": {"api": {"address": "10.0.0.1", "port": 7443}, "storage": {"etcd": {"peerAddress": "10.0.0.1"}}}
+    }
+    plan = c.plan_config(K0S, etcd)
+    assert plan.ok, plan.problems
+    cfg = plan.config
+    assert cfg is not None
+    assert cfg["spec"]["storage"] == {"type": "etcd", "etcd": {"peerAddress": "10.0.0.1"}}
+    assert cfg["spec"]["api"]["address"] == "10.0.0.1" and cfg["spec"]["api"]["port"] == 7443
+    assert cfg["spec"]["api"]["extraArgs"]["enable-admission-plugins"] == "NodeRestriction,EventRateLimit"
+    sqlite = c.request_from_params(K0S, base)
+    assert dict(sqlite.settings) == {"spec": {"api": {"address": "10.0.0.1"}}}
+    named = c.request_from_params(K0S, {**base, "address": "c1.lab", "datastore": "etcd"})
+    assert dict(named.settings) == {}
+    named_port = c.request_from_params(K0S, {**base, "address": "c1.lab", "api_port": 7443})
+    assert dict(named_port.settings) == {"spec": {"api": {"port": 7443}}}
+    worker = c.request_from_params(
+        K0S, {"role": "worker", "host": "w1", "address": "10.0.0.5", "datastore": "etcd", "api_port": 7443}
+    )
+    assert dict(worker.settings) == {}
+    assert c.plan_config(K0S, worker).config is None
+
+
+def test_ipv6_server_address_gets_brackets_in_the_url() -> None:
+    agent = c.request_from_params(K3S, {"role": "agent", "host": "a1", "server_address": "fd00::1"})
+    assert agent.server_url == "https://[fd00::1]:6443"
+    plan = c.plan_config(K3S, agent)
+    assert plan.config is not None and plan.config["server"] == "https://[fd00::1]:6443"
+    bracketed = c.request_from_params(K3S, {"role": "agent", "server_address": "[fd00::1]", "api_port": 7443})
+    assert bracketed.server_url == "https://[fd00::1]:7443"
+    assert c.ConfigRequest(host="a1", role="agent", server_address="10.0.0.1").server_url == "https://10.0.0.1:6443"
+    assert c.ConfigRequest(host="a1", role="agent").server_url is None
+    # An IPv6 node address is an IP: node-ip and SAN on K3s, api.address on K0s.
+    server = c.request_from_params(K3S, {"role": "server", "host": "n1", "address": "fd00::11"})
+    assert server.settings["node-ip"] == "fd00::11" and server.settings["tls-san"] == ["fd00::11"]
+    k0s = c.request_from_params(K0S, {"role": "server", "host": "c1", "address": "fd00::11"})
+    assert dict(k0s.settings) == {"spec": {"api": {"address": "fd00::11"}}}
+
+
+def test_default_token_files_follow_the_join_flow() -> None:
+    def token_file(dist: Distribution, **params: Any) -> str | None:
+        return c.request_from_params(dist, {"host": "n1", **params}).token_file
+
+    assert token_file(K3S, role="server") == "/etc/rancher/k3s/token"  # generated or adopted here
+    assert token_file(K3S, role="agent") == "/etc/rancher/k3s/token"
+    assert token_file(K0S, role="controller") is None  # the init controller makes join tokens, keeps none
+    assert token_file(K0S, role="controller", cluster_servers=["c0", "n1"]) == "/etc/k0s/controller-token"
+    assert token_file(K0S, role="worker") == "/etc/k0s/worker-token"
+    assert token_file(K3S, role="server", token_file="/tmp/t") == "/tmp/t"
+    assert token_file(K3S, role="master") is None
 
 
 # ----------------------------------------------------------------------------- validation
 
 
 def test_every_problem_is_listed_at_once_naming_host_and_key() -> None:
-    plan = d.plan_k3s(
-        d.ConfigRequest(
-            host="node1",
-            role="server",
-            datastore="sqlite",
-            cluster_servers=("node1", "node2"),
-            overrides={"tokn": "x", "token": "s3cret", "secrets-encryption": "yes"},
-            overrides_name="edgefleet_k3s_config",
-        )
+    plan = _plan(
+        K3S,
+        host="node1",
+        role="server",
+        datastore="sqlite",
+        cluster_servers=("node1", "node2"),
+        overrides={"tokn": "x", "token": "s3cret", "secrets-encryption": "yes"},
+        overrides_name="edgefleet_k3s_config",
     )
     text = "\n".join(plan.problems)
     assert len(plan.problems) == 4, plan.problems
@@ -141,62 +323,62 @@ def test_every_problem_is_listed_at_once_naming_host_and_key() -> None:
 
 
 def test_server_option_on_an_agent_is_named() -> None:
-    plan = d.plan_k3s(
-        d.ConfigRequest(host="a1", role="agent", server_url="https://s:6443", overrides={"cluster-cidr": "10.0.0.0/16"})
-    )
+    plan = _plan(K3S, host="a1", role="agent", server_address="s", overrides={"cluster-cidr": "10.0.0.0/16"})
     assert plan.problems == ["a1: overrides key 'cluster-cidr': is a K3s server option, not valid on an agent"]
 
 
 def test_dqlite_is_explained() -> None:
-    plan = d.plan_k3s(d.ConfigRequest(host="n", role="server", datastore="dqlite"))
+    plan = _plan(K3S, host="n", role="server", datastore="dqlite")
     assert len(plan.problems) == 1
     assert "v1.19.1" in plan.problems[0] and "'etcd'" in plan.problems[0]
 
 
 def test_managed_keys_and_missing_endpoint_and_url() -> None:
-    plan = d.plan_k3s(
-        d.ConfigRequest(
-            host="node2",
-            role="server",
-            datastore="external",
-            cluster_servers=("node1", "node2"),
-            overrides={"cluster-init": True, "server": "https://x:6443"},
-        )
+    plan = _plan(
+        K3S,
+        host="node2",
+        role="server",
+        datastore="external",
+        cluster_servers=("node1", "node2"),
+        overrides={"cluster-init": True, "server": "https://x:6443"},
     )
     text = "\n".join(plan.problems)
     assert "key 'cluster-init': is managed by the role" in text
     assert "key 'server': is managed by the role" in text
     assert "no datastore endpoint is set" in text
-    agent = d.plan_k3s(d.ConfigRequest(host="a1", role="agent"))
-    assert agent.problems == ["a1: an agent needs the URL of a server to join (server_url), none was given"]
+    agent = _plan(K3S, host="a1", role="agent")
+    assert agent.problems == ["a1: an agent needs the address of a server to join (server_address), none was given"]
+    joiner = _plan(K3S, host="node2", role="server", datastore="etcd", cluster_servers=("node1", "node2", "node3"))
+    assert joiner.problems == [
+        "node2: a joining etcd server needs the address of a server to join (server_address), none was given"
+    ]
+    # K0s joins with a token alone (the token holds the API address): no server address needed.
+    assert _plan(K0S, host="w1", role="worker").ok
 
 
 def test_roles_must_match_the_cluster_lists() -> None:
-    plan = d.plan_k3s(d.ConfigRequest(host="n9", role="server", cluster_servers=("node1",)))
+    plan = _plan(K3S, host="n9", role="server", cluster_servers=("node1",))
     assert any("not in edgefleet_cluster_servers" in p for p in plan.problems)
-    bad = d.plan_k3s(d.ConfigRequest(host="n1", role="master"))
+    bad = _plan(K3S, host="n1", role="master")
     assert bad.problems == ["n1: edgefleet_node_role is 'master'; allowed: server, agent"]
+    k0s_bad = _plan(K0S, host="n1", role="master")
+    assert k0s_bad.problems == ["n1: edgefleet_node_role is 'master'; allowed: server/controller, agent/worker"]
 
 
 def test_even_etcd_members_warn() -> None:
-    plan = d.plan_k3s(
-        d.ConfigRequest(host="node1", role="server", datastore="etcd", cluster_servers=("node1", "node2"))
-    )
+    plan = _plan(K3S, host="node1", role="server", datastore="etcd", cluster_servers=("node1", "node2"))
     assert plan.ok and plan.warnings and "odd number" in plan.warnings[0]
 
 
 def test_k0s_validation_walks_the_schema() -> None:
-    plan = d.plan_k0s(
-        d.ConfigRequest(
-            host="c1",
-            role="controller",
-            datastore="sqlite",
-            cluster_servers=("c1", "c2"),
-            overrides={
-                "spec": {"netwrk": {}, "api": {"extraArgs": {"v": 2}, "adress": "x"}, "storage": {"type": "etcd"}}
-            },
-            overrides_name="edgefleet_k0s_config",
-        )
+    plan = _plan(
+        K0S,
+        host="c1",
+        role="controller",
+        datastore="sqlite",
+        cluster_servers=("c1", "c2"),
+        overrides={"spec": {"netwrk": {}, "api": {"extraArgs": {"v": 2}, "adress": "x"}, "storage": {"type": "etcd"}}},
+        overrides_name="edgefleet_k0s_config",
     )
     text = "\n".join(plan.problems)
     assert (
@@ -210,7 +392,7 @@ def test_k0s_validation_walks_the_schema() -> None:
 
 
 def test_k0s_controller_profile_and_args() -> None:
-    plan = d.plan_k0s(d.ConfigRequest(host="c1", role="server", cluster_servers=("c1",)))
+    plan = _plan(K0S, host="c1", role="server", cluster_servers=("c1",))
     assert plan.ok
     cfg = plan.config
     assert cfg is not None
@@ -224,9 +406,9 @@ def test_k0s_controller_profile_and_args() -> None:
     assert api["enable-admission-plugins"] == "NodeRestriction,EventRateLimit"
     assert cfg["spec"]["controllerManager"]["extraArgs"] == {"terminated-pod-gc-threshold": "10"}
     assert plan.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml", "--single"]
-    two = d.plan_k0s(d.ConfigRequest(host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",)))
+    two = _plan(K0S, host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",))
     assert two.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml"]
-    worker = d.plan_k0s(d.ConfigRequest(host="w1", role="worker"))
+    worker = _plan(K0S, host="w1", role="worker")
     assert worker.config is None and worker.exec_args == ["worker", "--token-file=/etc/k0s/worker-token"]
     assert worker.unit == "k0sworker.service"
 
@@ -235,7 +417,7 @@ def test_k0s_controller_profile_and_args() -> None:
 
 
 def test_first_write_is_0600_and_second_run_is_unchanged(tmp_path: Path) -> None:
-    first = _apply(d.K3S, tmp_path, role="server", token_file=str(tmp_path / "token"), generate_token=True)
+    first = _apply(K3S, tmp_path, role="server", token_file=str(tmp_path / "token"), generate_token=True)
     assert first["changed"] and first["restart_required"] and not first.get("failed")
     cfg = tmp_path / "etc" / "config.yaml"
     assert _mode(cfg) == 0o600 and _mode(tmp_path / "token") == 0o600
@@ -243,77 +425,86 @@ def test_first_write_is_0600_and_second_run_is_unchanged(tmp_path: Path) -> None
     assert len(token) == 64
     assert token not in json.dumps(first)
     assert yaml.safe_load(cfg.read_text())["token-file"] == str(tmp_path / "token")
-    second = _apply(d.K3S, tmp_path, role="server", token_file=str(tmp_path / "token"), generate_token=True)
+    second = _apply(K3S, tmp_path, role="server", token_file=str(tmp_path / "token"), generate_token=True)
     assert not second["changed"] and not second["restart_required"]
     assert (tmp_path / "token").read_text().strip() == token
 
 
 def test_reordered_or_reformatted_file_needs_no_restart(tmp_path: Path) -> None:
-    _apply(d.K3S, tmp_path, role="server", cis=True)
+    _apply(K3S, tmp_path, role="server", cis=True)
     cfg = tmp_path / "etc" / "config.yaml"
     data = yaml.safe_load(cfg.read_text())
     reordered = dict(reversed(list(data.items())))
     reordered["kube-controller-manager-arg"] = reordered["kube-controller-manager-arg"][0]  # one item, no list
     cfg.write_text("# hand edited\n" + yaml.safe_dump(reordered, sort_keys=False, default_flow_style=True))
     os.chmod(cfg, 0o644)
-    again = _apply(d.K3S, tmp_path, role="server", cis=True)
+    again = _apply(K3S, tmp_path, role="server", cis=True)
     assert again["changed"] and not again["restart_required"]
     assert _mode(cfg) == 0o600
-    changed = _apply(d.K3S, tmp_path, role="server", cis=True, overrides={"kube-apiserver-arg": ["audit-log-maxage=7"]})
+    changed = _apply(K3S, tmp_path, role="server", cis=True, overrides={"kube-apiserver-arg": ["audit-log-maxage=7"]})
     assert changed["changed"] and changed["restart_required"]
 
 
 def test_check_mode_writes_nothing_and_reports_diff(tmp_path: Path) -> None:
-    res = _apply(
-        d.K3S, tmp_path, check_mode=True, role="server", token_file=str(tmp_path / "token"), generate_token=True
-    )
+    res = _apply(K3S, tmp_path, check_mode=True, role="server", token_file=str(tmp_path / "token"), generate_token=True)
     assert res["changed"] and res["restart_required"]
     assert not (tmp_path / "etc").exists() and not (tmp_path / "token").exists()
     assert "secrets-encryption: true" in res["diff"][0]["after"]
     assert res["diff"][1]["after"].startswith("<redacted>")
 
 
+def test_check_mode_joiner_expects_the_token_the_init_server_makes(tmp_path: Path) -> None:
+    """In check mode the init server's token cannot exist yet: a joiner plans the write, writes nothing."""
+    params: dict[str, Any] = {"role": "agent", "host": "a1", "server_address": "s"}
+    planned = _apply(K3S, tmp_path, check_mode=True, **params)
+    assert not planned.get("failed") and planned["changed"] and planned["restart_required"]
+    assert planned["diff"][-1]["after"] == "<redacted>\n" and not (tmp_path / "token").exists()
+    real = _apply(K3S, tmp_path, **params)
+    assert real["failed"] and "does not exist and no token was given" in real["msg"]
+
+
 def test_bad_input_touches_nothing(tmp_path: Path) -> None:
     res = _apply(
-        d.K3S, tmp_path, role="server", datastore="sqlite", cluster_servers=["node1", "node2"], overrides={"tokn": 1}
+        K3S, tmp_path, role="server", datastore="sqlite", cluster_servers=["node1", "node2"], overrides={"tokn": 1}
     )
     assert res["failed"] and not res["changed"]
     assert "2 problems, nothing was changed" in res["msg"]
     assert "- node1: overrides key 'tokn'" in res["msg"]
-    assert not (tmp_path / "etc").exists()
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "token").exists()
 
 
 def test_validate_only_reads_nothing(tmp_path: Path) -> None:
     (tmp_path / "var/lib/rancher/k3s/server/db/etcd").mkdir(parents=True)
-    res = _apply(d.K3S, tmp_path, role="server", validate_only=True)
+    res = _apply(K3S, tmp_path, role="server", validate_only=True)
     assert not res.get("failed") and res["datastore_on_disk"] is None and not (tmp_path / "etc").exists()
+    assert not (tmp_path / "token").exists()
 
 
 def test_external_endpoint_is_redacted_everywhere(tmp_path: Path) -> None:
     dsn = "postgres://k3s:hunter2@db:5432/k3s"
-    res = _apply(d.K3S, tmp_path, role="server", datastore="external", datastore_endpoint=dsn)
+    res = _apply(K3S, tmp_path, role="server", datastore="external", datastore_endpoint=dsn)
     assert not res.get("failed"), res.get("msg")
     assert "hunter2" not in json.dumps(res)
     assert res["config"]["datastore-endpoint"] == "<redacted>"
     assert yaml.safe_load((tmp_path / "etc" / "config.yaml").read_text())["datastore-endpoint"] == dsn
-    assert d.mask_credentials(f"cannot reach {dsn}") == "cannot reach postgres://<redacted>@db:5432/k3s"
+    assert c.mask_credentials(f"cannot reach {dsn}") == "cannot reach postgres://<redacted>@db:5432/k3s"
 
 
 def test_joiner_without_token_is_a_problem_and_token_rotation_restarts(tmp_path: Path) -> None:
     params: dict[str, Any] = {
         "role": "agent",
         "host": "a1",
-        "server_url": "https://s:6443",
+        "server_address": "s",
         "token_file": str(tmp_path / "token"),
     }
-    missing = _apply(d.K3S, tmp_path, **params)
+    missing = _apply(K3S, tmp_path, **params)
     assert missing["failed"] and "token file" in missing["msg"] and "does not exist" in missing["msg"]
-    first = _apply(d.K3S, tmp_path, token="K10abc::server:one", **params)
+    first = _apply(K3S, tmp_path, token="K10abc::server:one", **params)
     assert first["changed"] and not first["token_changed"]
     assert "K10abc" not in json.dumps(first)
-    same = _apply(d.K3S, tmp_path, token="K10abc::server:one", **params)
+    same = _apply(K3S, tmp_path, token="K10abc::server:one", **params)
     assert not same["changed"] and not same["restart_required"]
-    rotated = _apply(d.K3S, tmp_path, token="K10abc::server:two", **params)
+    rotated = _apply(K3S, tmp_path, token="K10abc::server:two", **params)
     assert rotated["token_changed"] and rotated["restart_required"]
     assert (tmp_path / "token").read_text() == "K10abc::server:two\n"
 
@@ -322,7 +513,7 @@ def test_init_server_adopts_the_token_k3s_made(tmp_path: Path) -> None:
     own = tmp_path / "var/lib/rancher/k3s/server/token"
     own.parent.mkdir(parents=True)
     own.write_text("K10deadbeef::server:abc\n")
-    _apply(d.K3S, tmp_path, role="server", token_file=str(tmp_path / "token"), generate_token=True)
+    _apply(K3S, tmp_path, role="server", token_file=str(tmp_path / "token"), generate_token=True)
     assert (tmp_path / "token").read_text() == "K10deadbeef::server:abc\n"
 
 
@@ -330,10 +521,10 @@ def test_sqlite_to_etcd_migration_is_reported_and_etcd_to_sqlite_refused(tmp_pat
     db = tmp_path / "var/lib/rancher/k3s/server/db/state.db"
     db.parent.mkdir(parents=True)
     db.write_bytes(b"SQLite format 3\0")
-    res = _apply(d.K3S, tmp_path, role="server", datastore="etcd", cluster_servers=["node1"])
+    res = _apply(K3S, tmp_path, role="server", datastore="etcd", cluster_servers=["node1"])
     assert res["datastore_on_disk"] == "sqlite" and res["migration"] == "sqlite-to-etcd"
     (tmp_path / "var/lib/rancher/k3s/server/db/etcd").mkdir()
-    back = _apply(d.K3S, tmp_path, role="server", datastore="sqlite", cluster_servers=["node1"])
+    back = _apply(K3S, tmp_path, role="server", datastore="sqlite", cluster_servers=["node1"])
     assert back["failed"] and "no supported way back from etcd to SQLite" in back["msg"]
 
 
@@ -341,7 +532,7 @@ def test_unparseable_existing_file_is_kept_aside(tmp_path: Path) -> None:
     cfg = tmp_path / "etc" / "config.yaml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text("key: [unclosed\n")
-    res = _apply(d.K3S, tmp_path, role="server")
+    res = _apply(K3S, tmp_path, role="server")
     assert res["restart_required"] and any("cannot parse" in w for w in res["warnings"])
     assert (tmp_path / "etc" / "config.yaml.unparsed").read_text() == "key: [unclosed\n"
 
@@ -352,44 +543,87 @@ def test_k0s_string_quoting_does_not_count(tmp_path: Path) -> None:
         "cluster_servers": ["node1"],
         "overrides": {"spec": {"api": {"extraArgs": {"v": 2}}}},
     }
-    first = _apply(d.K0S, tmp_path, **params)
+    first = _apply(K0S, tmp_path, **params)
     cfg = tmp_path / "etc" / "config.yaml"
     data = yaml.safe_load(cfg.read_text())
     assert data["spec"]["api"]["extraArgs"]["v"] == "2"
     data["spec"]["controllerManager"]["extraArgs"]["terminated-pod-gc-threshold"] = 10  # unquoted by hand
     cfg.write_text(yaml.safe_dump(data))
-    again = _apply(d.K0S, tmp_path, **params)
+    again = _apply(K0S, tmp_path, **params)
     assert first["restart_required"] and again["changed"] and not again["restart_required"]
 
 
 def test_k0s_worker_only_gets_its_token_file(tmp_path: Path) -> None:
-    res = _apply(d.K0S, tmp_path, role="worker", host="w1", token_file=str(tmp_path / "wt"), token="H4sIAAAA-join")
+    # A K0s worker's token is the join token made for it on the init controller (join_token).
+    res = _apply(K0S, tmp_path, role="worker", host="w1", token_file=str(tmp_path / "wt"), join_token="H4sIAAAA-join")
+    assert not res.get("failed"), res.get("msg")
     assert res["path"] is None and res["config"] is None
     assert _mode(tmp_path / "wt") == 0o600 and not (tmp_path / "etc").exists()
+    assert (tmp_path / "wt").read_text() == "H4sIAAAA-join\n"
     assert "H4sIAAAA" not in json.dumps(res)
     assert res["exec_args"] == ["worker", f"--token-file={tmp_path / 'wt'}"]
+
+
+def test_which_token_a_node_writes(tmp_path: Path) -> None:
+    """K3s shares the user's token on every node; K0s uses it on the init controller only, else the join token."""
+    k0s_worker = {"role": "worker", "host": "w1", "token": "user-token"}
+    ignored = _apply(K0S, tmp_path, token_file=str(tmp_path / "wt"), **k0s_worker)
+    assert ignored["failed"] and "token file" in ignored["msg"] and not (tmp_path / "wt").exists()
+    joined = _apply(K0S, tmp_path, token_file=str(tmp_path / "wt"), join_token="join-token", **k0s_worker)
+    assert (tmp_path / "wt").read_text() == "join-token\n" and not joined.get("failed")
+    init = _apply(K0S, tmp_path, role="controller", token_file=str(tmp_path / "ct"), token="user-token")
+    assert (tmp_path / "ct").read_text() == "user-token\n" and not init.get("failed")
+    k3s_agent = {"role": "agent", "host": "a1", "server_address": "s", "token_file": str(tmp_path / "kt")}
+    _apply(K3S, tmp_path, token="shared-token", join_token="read-back", **k3s_agent)
+    assert (tmp_path / "kt").read_text() == "shared-token\n"
+
+
+def test_k0s_generates_no_token(tmp_path: Path) -> None:
+    """K0s had no generate_token option; now there is one, and on K0s it never makes a token."""
+    res = _apply(K0S, tmp_path, role="controller", cluster_servers=["node1"], generate_token=True)
+    assert not res.get("failed"), res.get("msg")
+    assert not (tmp_path / "token").exists()
+    assert "--token-file" not in " ".join(res["exec_args"])
 
 
 def test_k0s_kine_to_etcd_has_no_path(tmp_path: Path) -> None:
     db = tmp_path / "var/lib/k0s/db/state.db"
     db.parent.mkdir(parents=True)
     db.write_bytes(b"x")
-    res = _apply(d.K0S, tmp_path, role="server", datastore="etcd", cluster_servers=["node1"])
+    res = _apply(K0S, tmp_path, role="server", datastore="etcd", cluster_servers=["node1"])
     assert res["failed"] and "no in-place migration from kine to etcd" in res["msg"]
+    assert res["problems"] == [
+        "node1: edgefleet_datastore is 'etcd' but /var/lib/k0s/db/state.db holds a kine/SQLite cluster; K0s has no "
+        "in-place migration from kine to etcd (back up and rebuild the cluster)"
+    ]
+
+
+def test_node_facts_tell_the_role_how_to_join(tmp_path: Path) -> None:
+    k3s = _apply(K3S, tmp_path, role="agent", host="a1", server_address="10.0.0.1", validate_only=True)["node"]
+    assert k3s["join_token"] == {"needed": True, "read_file": "/etc/rancher/k3s/token", "create_argv": None}
+    assert k3s["unit"] == "k3s-agent.service" and k3s["env_file"] == "/etc/default/k3s-agent"
+    assert k3s["server_url"] == "https://10.0.0.1:6443" and k3s["registers_node"]
+    k0s = _apply(K0S, tmp_path, role="worker", host="w1", validate_only=True)["node"]
+    assert k0s["join_token"]["read_file"] is None
+    assert k0s["join_token"]["create_argv"] == ["/usr/local/bin/k0s", "token", "create", "--role=worker", "--expiry=1h"]
+    assert k0s["role_name"] == "worker" and k0s["registers_node"]
+    ctl = _apply(K0S, tmp_path, role="controller", cluster_servers=["node1"], cluster_agents=["w1"], validate_only=True)
+    assert ctl["node"]["is_init_server"] and not ctl["node"]["join_token"]["needed"]
+    assert not ctl["node"]["registers_node"]  # a controller without --single runs no kubelet
 
 
 # ----------------------------------------------------------------------------- properties
 
 _scalar = st.one_of(st.booleans(), st.integers(-5, 5), st.text("abcxyz=-", min_size=1, max_size=6))
-_keys = st.sampled_from(sorted(d.k3s_flags.SERVER_KEYS))
+_keys = st.sampled_from(sorted(k3s_flags.SERVER_KEYS))
 
 
 @settings(max_examples=80, deadline=None)
 @given(st.dictionaries(_keys, st.one_of(_scalar, st.lists(_scalar, min_size=1, max_size=3)), max_size=8))
 def test_render_then_parse_has_the_same_effective_settings(config: dict[str, Any]) -> None:
-    parsed, error = d.parse(d.render(d.K3S, config, "m"))
+    parsed, error = c.parse(c.render(config, "m"))
     assert error is None
-    assert not d.effective_changed(d.K3S, parsed, config)
+    assert not c.effective_changed(K3S, parsed, config)
 
 
 @settings(max_examples=60, deadline=None)
@@ -401,7 +635,264 @@ def test_merging_a_layer_twice_changes_nothing(layers: list[dict[str, Any]]) -> 
 
 @pytest.mark.parametrize("role", ["server", "agent"])
 def test_argument_spec_matches_roles(role: str) -> None:
-    spec = d.argument_spec(d.K3S)
+    spec = dmodule.argument_spec()
     assert role in spec["role"]["choices"]
-    assert spec["token"]["no_log"] and spec["datastore_endpoint"]["no_log"]
-    assert "generate_token" not in d.argument_spec(d.K0S)
+    assert spec["token"]["no_log"] and spec["datastore_endpoint"]["no_log"] and spec["join_token"]["no_log"]
+    assert spec["distribution"]["choices"] == list(registry.NAMES)
+    # One spec for both: generate_token is there for K0s too, but only a strategy that generates uses it.
+    assert K3S.generates_token() and not K0S.generates_token()
+
+
+# ----------------------------------------------------------------------------- the interface
+
+
+def _raises_not_implemented(function: Any) -> bool:
+    tree = ast.parse(inspect.getsource(function).strip())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
+                return True
+    return False
+
+
+ABSTRACT = sorted(
+    name
+    for name, member in vars(Distribution).items()
+    if inspect.isfunction(member) and _raises_not_implemented(member)
+)
+STRATEGIES = sorted(registry.DISTRIBUTIONS.values(), key=lambda dist: dist.name)
+_IDS = [dist.name for dist in STRATEGIES]
+
+
+def _node(role: str = "server") -> NodeIdentity:
+    return NodeIdentity(host="n1", role=role, address="10.0.0.1", labels={"ring": "pilot"}, datastore="etcd")
+
+
+def test_the_abstract_methods_are_found() -> None:
+    # Guards the detection itself: an empty list would make the next test pass for nothing.
+    assert {"node_settings", "plan", "join_token", "release_binary", "image_archives"} <= set(ABSTRACT)
+
+
+def test_the_registry_lists_each_strategy_under_its_name() -> None:
+    assert STRATEGIES and all(registry.DISTRIBUTIONS[dist.name] is dist for dist in STRATEGIES)
+    assert all(type(dist) is not Distribution and isinstance(dist, Distribution) for dist in STRATEGIES)
+
+
+@pytest.mark.parametrize("dist", STRATEGIES, ids=_IDS)
+def test_every_strategy_implements_every_abstract_method(dist: Distribution) -> None:
+    missing = [name for name in ABSTRACT if getattr(type(dist), name) is getattr(Distribution, name)]
+    assert not missing, f"{dist.name} does not implement {missing}"
+    # And they run: nothing raises NotImplementedError on ordinary input.
+    assert dist.release_binary("v1.30.2", "arm64")
+    assert dist.image_archives("v1.30.2", "arm64")
+    for role in ROLES:
+        assert isinstance(dist.node_settings(_node(role)), dict)
+        assert isinstance(dist.join_token(role), JoinToken)
+        req = c.ConfigRequest(host="n1", role=role, cluster_servers=("n1",), server_address="10.0.0.1")
+        assert isinstance(dist.plan(req), c.ConfigPlan)
+
+
+@pytest.mark.parametrize("dist", STRATEGIES, ids=_IDS)
+def test_every_strategy_declares_its_facts(dist: Distribution) -> None:
+    for name in ("name", "title", "binary", "config_path", "data_dir", "sqlite_db", "etcd_dir", "token_file"):
+        assert getattr(dist, name), f"{dist.name}: {name} is empty"
+    assert set(dist.units) == set(ROLES) and set(dist.role_names) == set(ROLES)
+    assert set(dist.role_aliases.values()) == set(ROLES)
+    assert all(dist.role_aliases.get(role) == role for role in ROLES)
+    assert dist.server_group and dist.agent_group
+
+
+def test_facts_have_the_same_keys_for_every_strategy() -> None:
+    keys = {dist.name: set(dist.facts()) for dist in STRATEGIES}
+    first = STRATEGIES[0].name
+    assert all(found == keys[first] for found in keys.values()), keys
+    assert keys[first] == set(Distribution().facts())
+    nested = {dist.name: {k: set(v) for k, v in dist.facts().items() if isinstance(v, Mapping)} for dist in STRATEGIES}
+    assert all(found == nested[first] for found in nested.values()), nested
+    for dist in STRATEGIES:
+        assert json.loads(json.dumps(dist.facts())) == dist.facts()  # plain data: a module returns it
+
+
+_ROLE_TEXT = st.one_of(
+    st.sampled_from([*registry.all_role_names(), "master", "", "Server", "etcd", "leader"]),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(role=_ROLE_TEXT)
+def test_no_plan_has_a_config_for_a_role_outside_roles(role: str) -> None:
+    for dist in STRATEGIES:
+        plan = c.plan_config(dist, c.ConfigRequest(host="n1", role=role, server_address="10.0.0.1"))
+        assert plan.role in ROLES or plan.config is None, (dist.name, role, plan)
+        if dist.normalize_role(role) not in ROLES:
+            assert plan.config is None and not plan.ok
+            assert plan.problems == [f"n1: edgefleet_node_role is '{role}'; allowed: {dist.role_choices()}"]
+        else:
+            assert plan.role == dist.normalize_role(role)
+
+
+@pytest.mark.parametrize("dist", STRATEGIES, ids=_IDS)
+def test_join_token_is_exactly_one_way(dist: Distribution) -> None:
+    for role in dist.role_aliases:
+        token = dist.join_token(role)
+        assert (token.read_file is None) != (token.create_argv is None), (dist.name, role, token)
+        if token.read_file is not None:
+            assert token.read_file.startswith("/")
+        if token.create_argv is not None:
+            assert token.create_argv and all(isinstance(arg, str) and arg for arg in token.create_argv)
+
+
+def test_config_py_never_asks_which_distribution_it_is() -> None:
+    tree = ast.parse(Path(inspect.getsourcefile(c) or "").read_text())
+    imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported = {(node.module or "").rsplit(".", 1)[-1] for node in imports}
+    imported |= {alias.name for node in imports for alias in node.names}
+    assert not imported & {"k3s", "k0s", "registry", "K3S", "K0S"}
+    names = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and any(isinstance(part, ast.Attribute) and part.attr == "name" for part in [node.left, *node.comparators])
+    ]
+    assert not names, "config.py compares a distribution's name"
+
+
+# ----------------------------------------------------------------------------- a third strategy plugs in
+
+
+class Fake(Distribution):
+    """A distribution that exists only here: the extension point, with config.py unchanged."""
+
+    name = "fake"
+    title = "Fake"
+    binary = "/usr/local/bin/fake"
+    config_path = "/etc/fake/config.yaml"
+    data_dir = "/var/lib/fake"
+    sqlite_db = "/var/lib/fake/db/state.db"
+    etcd_dir = "/var/lib/fake/db/etcd"
+    token_file = "/etc/fake/token"
+    agent_token_file = "/etc/fake/agent-token"
+    units = frozen({"server": "fake-leader.service", "agent": "fake-follower.service"})
+    role_names = frozen({"server": "leader", "agent": "follower"})
+    role_aliases = frozen({"server": "server", "leader": "server", "agent": "agent", "follower": "agent"})
+    cis_dir = "/etc/fake/cis"
+    audit_log = "/var/log/fake/audit.log"
+    secret_keys = frozenset({"password"})
+    server_group = "fake_leaders"
+    agent_group = "fake_followers"
+
+    def release_binary(self, version: str, arch: str) -> str:
+        return f"fake-{arch}"
+
+    def image_archives(self, version: str, arch: str) -> list[str]:
+        return [f"fake-images-{version}-{arch}.tar"]
+
+    def node_settings(self, node: NodeIdentity) -> dict[str, Any]:
+        return {"name": node.host, **({"ip": node.address} if node.address_is_ip else {})}
+
+    def needs_server_url(self, role: str, is_init_server: bool, datastore: str) -> bool:
+        return not is_init_server
+
+    def plan(self, req: c.ConfigRequest) -> c.ConfigPlan:
+        role = self.normalize_role(req.role)
+        plan = c.ConfigPlan(self, role, None, self.unit(role), [self.role_name(role)])
+        unknown = sorted(set(req.overrides) - {"password", "log-level"})
+        plan.problems.extend(f"{req.host}: {req.overrides_name} key '{key}': unknown to Fake" for key in unknown)
+        layers = [
+            {"role": self.role_name(role), "datastore": req.datastore},
+            {"join": req.server_url} if req.server_url and not req.is_init_server else {},
+            {"token-file": req.token_file} if req.token_file else {},
+            dict(req.settings),
+            dict(req.overrides),
+        ]
+        plan.config = merge_layers(layers)
+        return plan
+
+    def join_token(self, role: str) -> JoinToken:
+        return JoinToken(read_file=self.token_file)
+
+    def generates_token(self) -> bool:
+        return True
+
+
+FAKE = Fake()
+
+
+def test_a_third_strategy_fills_the_interface() -> None:
+    assert not [name for name in ABSTRACT if getattr(Fake, name) is getattr(Distribution, name)]
+    assert set(FAKE.facts()) == set(K3S.facts())
+    assert FAKE.role_choices() == "server/leader, agent/follower"
+    assert "fake" not in registry.NAMES  # nothing registered: config.py works with any strategy handed to it
+
+
+def test_a_third_strategy_is_planned_and_applied_through_config(tmp_path: Path) -> None:
+    leader = {
+        "role": "leader",
+        "host": "f1",
+        "address": "10.0.0.1",
+        "cluster_servers": ["f1"],
+        "path": str(tmp_path / "etc" / "fake.yaml"),
+        "token_file": str(tmp_path / "token"),
+        "overrides": {"password": "hunter2", "log-level": "debug"},
+    }
+    first = c.apply_config(FAKE, leader, False, MODULE, root=str(tmp_path), owner=OWNER)
+    assert not first.get("failed"), first.get("msg")
+    assert first["changed"] and first["restart_required"]
+    assert first["unit"] == "fake-leader.service" and first["exec_args"] == ["leader"]
+    assert first["distribution"]["name"] == "fake" and first["node"]["role_name"] == "leader"
+    assert first["config"]["password"] == "<redacted>" and "hunter2" not in json.dumps(first)
+    written = yaml.safe_load((tmp_path / "etc" / "fake.yaml").read_text())
+    assert written == {
+        "role": "leader",
+        "datastore": "sqlite",
+        "token-file": str(tmp_path / "token"),
+        "name": "f1",
+        "ip": "10.0.0.1",
+        "password": "hunter2",
+        "log-level": "debug",
+    }
+    token = (tmp_path / "token").read_text().strip()
+    assert len(token) == 64 and _mode(tmp_path / "token") == 0o600  # generated: the strategy says it can
+    again = c.apply_config(FAKE, leader, False, MODULE, root=str(tmp_path), owner=OWNER)
+    assert not again["changed"] and not again["restart_required"]
+
+    follower = {
+        "role": "follower",
+        "host": "f2",
+        "cluster_servers": ["f1"],
+        "server_address": "fd00::1",
+        "api_port": 7443,
+        "path": str(tmp_path / "etc" / "follower.yaml"),
+        "token_file": str(tmp_path / "follower-token"),
+        "token": token,
+    }
+    checked = c.apply_config(FAKE, follower, True, MODULE, root=str(tmp_path), owner=OWNER)
+    assert checked["changed"] and not (tmp_path / "etc" / "follower.yaml").exists()
+    joined = c.apply_config(FAKE, follower, False, MODULE, root=str(tmp_path), owner=OWNER)
+    assert not joined.get("failed"), joined.get("msg")
+    assert joined["config"]["join"] == "https://[fd00::1]:7443" and joined["node"]["join_token"]["needed"]
+    assert (tmp_path / "follower-token").read_text().strip() == token
+
+
+def test_a_third_strategy_gets_the_shared_checks(tmp_path: Path) -> None:
+    bad = {"role": "master", "host": "f1", "path": str(tmp_path / "f.yaml")}
+    bad_role = c.apply_config(FAKE, bad, False, MODULE, root=str(tmp_path), owner=OWNER)
+    assert bad_role["problems"] == ["f1: edgefleet_node_role is 'master'; allowed: server/leader, agent/follower"]
+    lost = c.plan_config(FAKE, c.ConfigRequest(host="f2", role="agent"))
+    assert lost.problems == ["f2: an agent needs the address of a server to join (server_address), none was given"]
+    two = c.plan_config(FAKE, c.ConfigRequest(host="f1", role="server", cluster_servers=("f1", "f2")))
+    assert any("the cluster has 2 leaders (f1, f2); Fake sqlite serves a single leader" in p for p in two.problems)
+    db = tmp_path / "var/lib/fake/db/state.db"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"x")
+    params = {"role": "server", "host": "f1", "datastore": "etcd", "path": str(tmp_path / "f.yaml")}
+    params["token_file"] = str(tmp_path / "t")
+    moved = c.apply_config(FAKE, params, False, MODULE, root=str(tmp_path), owner=OWNER)
+    assert moved["failed"] and moved["problems"] == [
+        "f1: edgefleet_datastore is 'etcd' but /var/lib/fake/db/state.db holds a SQLite cluster; Fake has no "
+        "in-place migration from SQLite to etcd (back up and rebuild the cluster)"
+    ]
+    typo = c.plan_config(FAKE, c.ConfigRequest(host="f1", role="server", overrides={"pasword": "x"}))
+    assert typo.problems == ["f1: overrides key 'pasword': unknown to Fake"]

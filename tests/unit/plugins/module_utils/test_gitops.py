@@ -1,6 +1,6 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GitOps registration: rendering, validation, deploy key, bundle verification, file delivery."""
+"""GitOps: rendering, validation, deploy key, bundle verification, file delivery, and the modules' runners."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, keys
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as gitops
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import RegistrationError, run
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.module import (
+    GitopsError,
+    run_bundle_info,
+    run_deploy_key,
+    run_registration,
+)
 
 KNOWN_HOSTS = "git.example.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleHostKeyOnlyForTests\n"
 
@@ -258,12 +263,11 @@ def test_bundle_requires_the_core_components(tmp_path: Path) -> None:
     assert "application-controller is missing" in text and "repo-server is missing" in text
 
 
-# ---------------------------------------------------------------- the module's run()
+# ---------------------------------------------------------------- the runners of the three modules
 
 
 def _params(tmp_path: Path, **kw: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "state": "present",
         "engine": "flux",
         "cluster": "ams-01",
         "path": "clusters/ams-01",
@@ -283,9 +287,9 @@ def _params(tmp_path: Path, **kw: Any) -> dict[str, Any]:
 
 def test_run_writes_0600_files_then_reports_no_change(tmp_path: Path) -> None:
     params = _params(tmp_path)
-    check = run(params, check_mode=True)
+    check = run_registration(params, check_mode=True)
     assert check["changed"] and not (tmp_path / "manifests").exists()
-    first = run(params, check_mode=False)
+    first = run_registration(params, check_mode=False)
     assert first["changed"]
     registration = tmp_path / "manifests" / gitops.REGISTRATION_FILE
     assert stat.S_IMODE(os.stat(registration).st_mode) == 0o600
@@ -298,16 +302,16 @@ def test_run_writes_0600_files_then_reports_no_change(tmp_path: Path) -> None:
     # the key never leaves in the result, nor in the diff
     assert private not in repr(first)
     assert first["public_key"] in secret["stringData"]["identity.pub"]
-    second = run(params, check_mode=False)
+    second = run_registration(params, check_mode=False)
     assert not second["changed"] and second["diff"] == []
-    assert run(params, check_mode=True)["changed"] is False
+    assert run_registration(params, check_mode=True)["changed"] is False
 
 
 def test_run_moving_region_changes_only_the_path_and_identity(tmp_path: Path) -> None:
     params = _params(tmp_path)
-    run(params, check_mode=False)
+    run_registration(params, check_mode=False)
     before = list(yaml.safe_load_all((tmp_path / "manifests" / gitops.REGISTRATION_FILE).read_text()))
-    moved = run({**params, "overlays": ["base", "region-us"], "region": "us"}, check_mode=False)
+    moved = run_registration({**params, "overlays": ["base", "region-us"], "region": "us"}, check_mode=False)
     assert moved["changed"]
     after = list(yaml.safe_load_all((tmp_path / "manifests" / gitops.REGISTRATION_FILE).read_text()))
     changed = {gitops.object_ref(b) for b, a in zip(before, after, strict=True) if a != b}
@@ -321,17 +325,17 @@ def test_run_moving_region_changes_only_the_path_and_identity(tmp_path: Path) ->
 
 def test_run_removes_engine_files_of_dropped_components(tmp_path: Path) -> None:
     params = _params(tmp_path, engine_components=["source-controller", "kustomize-controller", "helm-controller"])
-    run(params, check_mode=False)
+    run_registration(params, check_mode=False)
     helm = tmp_path / "manifests" / "edgefleet-gitops-engine-flux-helm-controller.yaml"
     assert helm.exists()
-    result = run({**params, "engine_components": None}, check_mode=False)
+    result = run_registration({**params, "engine_components": None}, check_mode=False)
     assert result["removed"] == [str(helm)] and not helm.exists()
 
 
 def test_run_refuses_bad_input_before_writing(tmp_path: Path) -> None:
     params = _params(tmp_path, known_hosts="", cluster="Bad", engine_components=["nope"])
-    with pytest.raises(RegistrationError) as err:
-        run(params, check_mode=False)
+    with pytest.raises(GitopsError) as err:
+        run_registration(params, check_mode=False)
     message = str(err.value)
     assert "known_hosts: missing" in message and "cluster: found 'Bad'" in message and "'nope'" in message
     assert not (tmp_path / "manifests").exists() and not (tmp_path / "key").exists()
@@ -342,51 +346,114 @@ def test_run_k0s_uses_its_stack_folder() -> None:
     assert gitops.MANIFEST_DIRS["k3s"] == "/var/lib/rancher/k3s/server/manifests"
 
 
-def test_keypair_state(tmp_path: Path) -> None:
-    result = run({"state": "keypair", "cluster": "ams-01", "deploy_key_path": str(tmp_path / "k")}, False)
-    assert result["changed"] and result["public_key"].startswith("ssh-ed25519 ")
-    assert not run({"state": "keypair", "cluster": "ams-01", "deploy_key_path": str(tmp_path / "k")}, False)["changed"]
+def test_deploy_key_runner_keeps_the_key(tmp_path: Path) -> None:
+    result = run_deploy_key({"cluster": "ams-01", "path": str(tmp_path / "k")}, False)
+    assert result["changed"] and result["needed"] and result["public_key"].startswith("ssh-ed25519 ")
+    assert result["public_key"].endswith(" edgefleet-ams-01") and result["path"] == str(tmp_path / "k")
+    assert stat.S_IMODE(os.stat(tmp_path / "k").st_mode) == 0o600
+    assert not run_deploy_key({"cluster": "ams-01", "path": str(tmp_path / "k")}, False)["changed"]
 
 
-def test_bundle_state_then_files_travel_with_the_call(tmp_path: Path) -> None:
-    verified = run({"state": "bundle", "engine": "flux", "engine_bundle": str(make_bundle(tmp_path / "b"))}, False)
-    assert sorted(verified["engine_files"]) == ["crds.yaml", "kustomize-controller.yaml", "source-controller.yaml"]
+def test_deploy_key_runner_decides_from_the_repo_url(tmp_path: Path) -> None:
+    """Only an SSH repo needs a key: for https nothing is read or written."""
+    params = {"cluster": "ams-01", "path": str(tmp_path / "k")}
+    https = run_deploy_key({**params, "repo_url": "https://git.example.internal/fleet.git"}, False)
+    assert https == {"changed": False, "needed": False, "public_key": "", "fingerprint": "", "path": params["path"]}
+    assert not (tmp_path / "k").exists()
+    for url in ("ssh://git@git.example.internal/fleet.git", "git@git.example.internal:fleet.git"):
+        assert run_deploy_key({**params, "repo_url": url}, False)["needed"]
+    assert (tmp_path / "k").exists()
+
+
+def test_deploy_key_runner_check_mode_and_missing_path(tmp_path: Path) -> None:
+    check = run_deploy_key({"cluster": "c", "path": str(tmp_path / "k")}, True)
+    assert check["changed"] and check["public_key"] == "" and not (tmp_path / "k").exists()
+    with pytest.raises(GitopsError, match="path: missing; gitops_deploy_key needs the path of the key to keep"):
+        run_deploy_key({"cluster": "c"}, False)
+
+
+def test_bundle_info_then_files_travel_with_the_call(tmp_path: Path) -> None:
+    make_bundle(tmp_path / "b" / "gitops" / "flux" / "v1")
+    verified = run_bundle_info({"engine": "flux", "root": str(tmp_path / "b"), "version": "v1"})
+    assert verified["path"] == str(tmp_path / "b" / "gitops" / "flux" / "v1") and not verified["changed"]
+    assert list(verified["engine_files"]) == ["crds.yaml", "source-controller.yaml", "kustomize-controller.yaml"]
+    assert verified["components"] == ["source-controller", "kustomize-controller"]
     params = _params(tmp_path, engine_bundle=None)
     params.update(
         engine_files=verified["engine_files"], engine_sums=verified["engine_sums"], engine_images=verified["images"]
     )
-    result = run(params, check_mode=False)
+    result = run_registration(params, check_mode=False)
     assert (tmp_path / "manifests" / "edgefleet-gitops-engine-flux-source-controller.yaml").exists()
     assert result["images"] == verified["images"]
     # a file altered in transit is refused, and nothing is written
     altered = dict(verified["engine_files"], **{"crds.yaml": "kind: Other\n"})
-    with pytest.raises(RegistrationError, match=r"crds\.yaml arrived with sha256"):
-        run({**params, "engine_files": altered, "manifests_dir": str(tmp_path / "other")}, check_mode=False)
+    with pytest.raises(GitopsError, match=r"crds\.yaml arrived with sha256"):
+        run_registration({**params, "engine_files": altered, "manifests_dir": str(tmp_path / "other")}, False)
     assert not (tmp_path / "other").exists()
 
 
-def test_bundle_state_refuses_a_tampered_bundle(tmp_path: Path) -> None:
-    root = make_bundle(tmp_path / "b", tamper="crds.yaml")
-    with pytest.raises(RegistrationError, match=r"1 problem\(s\) in the flux bundle .*crds.yaml: sha256 is"):
-        run({"state": "bundle", "engine": "flux", "engine_bundle": str(root)}, False)
+def test_bundle_info_without_a_root_is_empty(tmp_path: Path) -> None:
+    result = run_bundle_info({"engine": "argocd", "version": "v9"})
+    assert result == {
+        "changed": False,
+        "path": "",
+        "components": ["application-controller", "repo-server", "redis"],
+        "images": [],
+        "engine_files": {},
+        "engine_sums": {},
+    }
+    with pytest.raises(GitopsError, match="version: missing"):
+        run_bundle_info({"engine": "flux", "root": str(tmp_path)})
+
+
+def test_bundle_info_refuses_a_tampered_bundle(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b" / "gitops" / "flux" / "v1", tamper="crds.yaml")
+    with pytest.raises(GitopsError, match=r"1 problem\(s\) in the flux bundle .*crds.yaml: sha256 is"):
+        run_bundle_info({"engine": "flux", "root": str(tmp_path / "b"), "version": "v1"})
+    assert root.is_dir()
 
 
 def test_a_node_without_cryptography_gets_the_checked_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    checked = run({"state": "keypair", "cluster": "ams-01", "deploy_key_path": str(tmp_path / "k")}, False)
+    checked = run_deploy_key({"cluster": "ams-01", "path": str(tmp_path / "k")}, False)
     private = (tmp_path / "k").read_text()
     monkeypatch.setattr(keys, "HAS_CRYPTOGRAPHY", False)  # as on a lab node: python3 without cryptography
     params = _params(tmp_path, deploy_key_path=None, deploy_key=private, deploy_key_public=checked["public_key"])
-    result = run(params, check_mode=False)
+    result = run_registration(params, check_mode=False)
     assert result["public_key"] == checked["public_key"]
-    with pytest.raises(RegistrationError, match="cryptography is needed"):
-        run({**params, "deploy_key_public": None}, check_mode=False)
-    with pytest.raises(RegistrationError, match="non-ed25519"):
-        run({**params, "deploy_key_public": "ssh-rsa AAAA x"}, check_mode=False)
+    with pytest.raises(GitopsError, match="cryptography is needed"):
+        run_registration({**params, "deploy_key_public": None}, check_mode=False)
+    with pytest.raises(GitopsError, match="non-ed25519"):
+        run_registration({**params, "deploy_key_public": "ssh-rsa AAAA x"}, check_mode=False)
 
 
-def test_keypair_state_checks_a_given_key(tmp_path: Path) -> None:
+def test_deploy_key_runner_checks_a_given_key(tmp_path: Path) -> None:
     key = keys.generate("x")
-    result = run({"state": "keypair", "cluster": "c", "deploy_key": key.private_openssh}, False)
+    result = run_deploy_key({"cluster": "c", "private_key": key.private_openssh, "path": str(tmp_path / "k")}, False)
     assert not result["changed"] and result["public_key"].split()[:2] == key.public_openssh.split()[:2]
-    with pytest.raises(RegistrationError, match="not an unencrypted OpenSSH private key"):
-        run({"state": "keypair", "cluster": "c", "deploy_key": "garbage"}, False)
+    assert result["public_key"].endswith(" edgefleet-c") and not (tmp_path / "k").exists()
+    with pytest.raises(GitopsError, match="private_key: not an unencrypted OpenSSH private key"):
+        run_deploy_key({"cluster": "c", "private_key": "garbage"}, False)
+
+
+def test_registration_ignores_the_key_for_a_repo_that_is_not_ssh(tmp_path: Path) -> None:
+    params = _params(tmp_path, repo_url="https://git.example.internal/fleet.git", known_hosts="")
+    result = run_registration({**params, "deploy_key": "not even a key"}, check_mode=False)
+    assert result["public_key"] == "" and not (tmp_path / "key").exists()
+    docs = list(yaml.safe_load_all((tmp_path / "manifests" / gitops.REGISTRATION_FILE).read_text()))
+    assert not [d for d in docs if d["kind"] == "Secret"]
+
+
+def test_registration_check_mode_shows_the_secret_before_the_key_exists(tmp_path: Path) -> None:
+    result = run_registration(_params(tmp_path), check_mode=True)
+    secret = next(o for o in result["objects"] if o["kind"] == "Secret")
+    assert set(secret["stringData"]) == {"identity", "identity.pub", "known_hosts"}
+    assert result["changed"] and not (tmp_path / "key").exists()
+
+
+def test_engine_table_is_where_components_come_from() -> None:
+    for name, row in gitops.ENGINE_TABLE.items():
+        assert set(row.required_components) <= set(row.default_components) <= set(row.components)
+        assert bundle.DEFAULT_COMPONENTS[name] == row.default_components
+        assert gitops.components_for(name, []) == list(row.default_components)
+        assert gitops.components_for(name, ["x"]) == ["x"]
+    assert gitops.ENGINES == ("flux", "argocd")

@@ -1,57 +1,48 @@
-"""K3s CLI flag names (facts from the K3s docs' `k3s server --help` / `k3s agent --help`), our own list.
+"""K3s CLI flag names for the stand-in, derived from the collection's flag table (no list of our own).
 
-Config-file keys are these names without the leading dashes. A key ending in `+` appends to a list.
+The table is plugins/module_utils/_distribution/k3s_flag_table.py, the file the collection's validation
+reads too. In the bundle, bundle.sh puts a copy of it beside this file (``edgefleet_standin.k3s_flag_table``);
+run from a checkout, it is loaded from the collection's tree. Config-file keys are the flag names without
+the leading dashes; a key ending in `+` appends to a list.
 """
 
 from __future__ import annotations
 
-COMMON = {
-    "config", "debug", "v", "vmodule", "log", "alsologtostderr", "data-dir", "token", "token-file", "server",
-    "node-name", "with-node-id", "node-label", "node-taint", "image-credential-provider-bin-dir",
-    "image-credential-provider-config", "docker", "container-runtime-endpoint", "default-runtime",
-    "image-service-endpoint", "disable-default-registry-endpoint", "nonroot-devices", "pause-image", "snapshotter",
-    "private-registry", "system-default-registry", "node-ip", "node-external-ip", "node-internal-dns",
-    "node-external-dns", "resolv-conf", "flannel-iface", "flannel-conf", "flannel-cni-conf", "kubelet-arg",
-    "kube-proxy-arg", "protect-kernel-defaults", "rootless", "prefer-bundled-bin", "selinux", "lb-server-port",
-    "vpn-auth", "vpn-auth-file", "airgap-extra-registry", "enable-pprof",
-}  # fmt: skip
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 
-SERVER = COMMON | {
-    "bind-address", "https-listen-port", "supervisor-port", "apiserver-port", "apiserver-bind-address",
-    "advertise-address", "advertise-port", "tls-san", "tls-san-security", "cluster-cidr", "service-cidr",
-    "service-node-port-range", "cluster-dns", "cluster-domain", "flannel-backend", "flannel-ipv6-masq",
-    "flannel-external-ip", "egress-selector-mode", "servicelb-namespace", "write-kubeconfig", "write-kubeconfig-mode",
-    "write-kubeconfig-group", "helm-job-image", "agent-token", "agent-token-file", "cluster-init", "cluster-reset",
-    "cluster-reset-restore-path", "kube-apiserver-arg", "etcd-arg", "kube-controller-manager-arg",
-    "kube-scheduler-arg", "kube-cloud-controller-manager-arg", "datastore-endpoint", "datastore-cafile",
-    "datastore-certfile", "datastore-keyfile", "etcd-expose-metrics", "etcd-disable-snapshots", "etcd-snapshot-name",
-    "etcd-snapshot-schedule-cron", "etcd-snapshot-retention", "etcd-snapshot-dir", "etcd-snapshot-compress",
-    "etcd-s3", "etcd-s3-endpoint", "etcd-s3-endpoint-ca", "etcd-s3-skip-ssl-verify", "etcd-s3-access-key",
-    "etcd-s3-secret-key", "etcd-s3-bucket", "etcd-s3-region", "etcd-s3-folder", "etcd-s3-proxy",
-    "etcd-s3-config-secret", "etcd-s3-insecure", "etcd-s3-timeout", "default-local-storage-path", "disable",
-    "disable-scheduler", "disable-cloud-controller", "disable-kube-proxy", "disable-network-policy",
-    "disable-helm-controller", "disable-apiserver", "disable-controller-manager", "disable-etcd", "disable-agent",
-    "embedded-registry", "supervisor-metrics", "secrets-encryption", "secrets-encryption-provider",
-}  # fmt: skip
+TABLE_NAME = "k3s_flag_table"
+# Where the table is in a checkout, from the collection root; flags.py is at
+# tests/lab/controlplane/standin/edgefleet_standin/flags.py, five directories below that root.
+TABLE_IN_COLLECTION = Path("plugins", "module_utils", "_distribution", f"{TABLE_NAME}.py")
 
-AGENT = COMMON | {"disable-apiserver-lb"}
 
-LISTS = {
-    "tls-san", "kube-apiserver-arg", "etcd-arg", "kube-controller-manager-arg", "kube-scheduler-arg",
-    "kube-cloud-controller-manager-arg", "kubelet-arg", "kube-proxy-arg", "node-label", "node-taint", "disable",
-    "node-ip", "node-external-ip", "node-internal-dns", "node-external-dns", "cluster-cidr", "service-cidr",
-    "airgap-extra-registry",
-}  # fmt: skip
+def checkout_table() -> Path | None:
+    parents = Path(__file__).resolve().parents
+    return parents[5] / TABLE_IN_COLLECTION if len(parents) > 5 else None
 
-BOOLS = {
-    "debug", "alsologtostderr", "with-node-id", "docker", "disable-default-registry-endpoint", "nonroot-devices",
-    "protect-kernel-defaults", "rootless", "prefer-bundled-bin", "selinux", "enable-pprof", "tls-san-security",
-    "flannel-ipv6-masq", "flannel-external-ip", "cluster-init", "cluster-reset", "etcd-expose-metrics",
-    "etcd-disable-snapshots", "etcd-snapshot-compress", "etcd-s3", "etcd-s3-skip-ssl-verify", "etcd-s3-insecure",
-    "disable-scheduler", "disable-cloud-controller", "disable-kube-proxy", "disable-network-policy",
-    "disable-helm-controller", "disable-apiserver", "disable-controller-manager", "disable-etcd", "disable-agent",
-    "embedded-registry", "supervisor-metrics", "secrets-encryption", "disable-apiserver-lb",
-}  # fmt: skip
 
-SHORT = {"c": "config", "t": "token", "s": "server", "d": "data-dir", "o": "write-kubeconfig", "i": "node-ip",
-         "l": "log"}  # fmt: skip
+def _load_table() -> ModuleType:
+    name = f"{__package__}.{TABLE_NAME}"
+    if importlib.util.find_spec(name) is not None:  # the copy bundle.sh ships
+        return importlib.import_module(name)
+    path = checkout_table()
+    spec = importlib.util.spec_from_file_location(name, path) if path and path.is_file() else None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"the K3s flag table is missing: neither {name} (bundle) nor {path} (checkout)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+table = _load_table()
+
+SERVER: frozenset[str] = frozenset(f.name for f in table.FLAGS if table.SERVER in f.roles)
+AGENT: frozenset[str] = frozenset(f.name for f in table.FLAGS if table.AGENT in f.roles)
+LISTS: frozenset[str] = frozenset(f.name for f in table.FLAGS if f.kind == table.LIST)
+BOOLS: frozenset[str] = frozenset(f.name for f in table.FLAGS if f.kind == table.BOOL)
+SHORT: dict[str, str] = {f.short: f.name for f in table.FLAGS if f.short}

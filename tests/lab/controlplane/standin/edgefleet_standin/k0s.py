@@ -286,7 +286,7 @@ def main(argv: list[str], version: str) -> int:
     args = argv[1:]
     core.banner("k0s", version)
     if not args or args[0] in {"version", "--version"}:
-        print(version)
+        print(f"{version} (stand-in)")
         return 0 if args else 1
     cmd, rest = args[0], args[1:]
     if cmd == "controller":

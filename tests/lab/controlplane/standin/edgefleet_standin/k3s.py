@@ -76,7 +76,7 @@ def load_config(role: str, argv: list[str]) -> dict[str, Any]:
     return merged
 
 
-def parse_cli(argv: list[str], allowed: set[str]) -> dict[str, Any]:
+def parse_cli(argv: list[str], allowed: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     unknown: list[str] = []
     i = 0
@@ -552,7 +552,7 @@ def main(argv: list[str], version: str) -> int:
     if prog in {"kubectl"}:
         return kubectl_cmd(args)
     if not args or args[0] in {"--version", "-v", "version"}:
-        print(f"k3s version {version} (edgefleet lab stand-in)")
+        print(f"k3s version {version} (stand-in)")
         print(f"go version {_go_version()}")
         return 0 if args else 1
     cmd, rest = args[0], args[1:]

@@ -1,0 +1,191 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""K0s: the strategy. Paths, units and the ClusterConfig schema are facts of K0s
+(docs.k0sproject.io); the known keys are in ``k0s_schema.py``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import merge_layers
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k0s_schema
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
+    DEFAULT_API_PORT,
+    Distribution,
+    JoinToken,
+    NodeIdentity,
+    apiserver_cis_args,
+    frozen,
+)
+
+
+class K0s(Distribution):
+    name = "k0s"
+    title = "K0s"
+    binary = "/usr/local/bin/k0s"
+    config_path = "/etc/k0s/k0s.yaml"
+    data_dir = "/var/lib/k0s"
+    sqlite_db = "/var/lib/k0s/db/state.db"
+    etcd_dir = "/var/lib/k0s/etcd"
+    manifests_dir = "/var/lib/k0s/manifests"
+    images_dir = "/var/lib/k0s/images"
+    kubeconfig = "/var/lib/k0s/pki/admin.conf"
+    token_file = "/etc/k0s/controller-token"
+    agent_token_file = "/etc/k0s/worker-token"
+    units = frozen({"server": "k0scontroller.service", "agent": "k0sworker.service"})
+    role_names = frozen({"server": "controller", "agent": "worker"})
+    role_aliases = frozen({"server": "server", "controller": "server", "agent": "agent", "worker": "agent"})
+    cis_dir = "/etc/k0s/cis"
+    audit_log = "/var/lib/k0s/logs/audit.log"
+    secret_keys = k0s_schema.SECRET_KEYS
+    sqlite_label = "sqlite (kine)"
+    version_example = "v1.31.3+k0s.0"
+    version_argv = ("version",)
+    cluster_cidrs = ("10.244.0.0/16", "10.96.0.0/12")
+    peer_ports = frozen({"tcp": ("6443", "8132", "8133", "9443", "10250", "2379-2380", "179"), "udp": ("4789",)})
+    server_group = "k0s_controllers"
+    agent_group = "k0s_workers"
+
+    def release_binary(self, version: str, arch: str) -> str:
+        return f"k0s-{version}-{arch}"
+
+    def image_archives(self, version: str, arch: str) -> list[str]:
+        return [f"k0s-airgap-bundle-{version}-{arch}"]
+
+    def node_settings(self, node: NodeIdentity) -> dict[str, Any]:
+        if self.normalize_role(node.role) != "server":
+            return {}
+        spec: dict[str, Any] = {}
+        if node.address_is_ip:
+            spec["api"] = {"address": node.address}
+            if node.datastore == "etcd":
+                spec["storage"] = {"etcd": {"peerAddress": node.address}}
+        if node.api_port != DEFAULT_API_PORT:
+            spec.setdefault("api", {})["port"] = node.api_port
+        return {"spec": spec} if spec else {}
+
+    def cis_profile(self) -> dict[str, Any]:
+        """The K0s equivalent of the K3s CIS profile, through extraArgs."""
+        api_args = dict(arg.split("=", 1) for arg in apiserver_cis_args(self))
+        api_args["encryption-provider-config"] = self.cis_file("encryption.yaml")
+        return {
+            "spec": {
+                "api": {"extraArgs": api_args},
+                "controllerManager": {"extraArgs": {"terminated-pod-gc-threshold": "10"}},
+            }
+        }
+
+    def sqlite_datasource(self) -> str:
+        return f"sqlite://file:{self.sqlite_db}?mode=rwc&_journal=WAL&cache=shared"
+
+    def check_tree(self, value: Any, path: str, name: str, host: str, user: bool, problems: list[str]) -> None:
+        if path not in k0s_schema.SCHEMA:
+            return
+        known = k0s_schema.SCHEMA[path]
+        if not isinstance(value, Mapping):
+            problems.append(f"{host}: {name} key '{path or '(top)'}': must be a mapping, found {type(value).__name__}")
+            return
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            where = f"{host}: {name} key '{child}'"
+            if user and child in k0s_schema.MANAGED_PATHS:
+                problems.append(
+                    f"{where}: is managed by the role from edgefleet_datastore (and the no_log datastore endpoint); "
+                    "remove it"
+                )
+                continue
+            if known is not None and key not in known:
+                problems.append(f"{where}: is not a known K0s ClusterConfig key{did_you_mean(str(key), known)}")
+                continue
+            if path in k0s_schema.STRING_MAPS and isinstance(item, (Mapping, list)):
+                problems.append(f"{where}: extraArgs values must be strings, found {type(item).__name__}")
+            self.check_tree(item, child, name, host, user, problems)
+
+    @staticmethod
+    def stringify(config: dict[str, Any]) -> dict[str, Any]:
+        """k0s reads extraArgs as map[string]string: render every value as a string."""
+        for path in k0s_schema.STRING_MAPS:
+            node: Any = config
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                for key, value in list(node.items()):
+                    if isinstance(value, bool):
+                        node[key] = "true" if value else "false"
+                    elif value is not None and not isinstance(value, (dict, list)):
+                        node[key] = str(value)
+        return config
+
+    def plan(self, req: ConfigRequest) -> ConfigPlan:
+        role = self.normalize_role(req.role)
+        host = req.host or "this host"
+        plan = ConfigPlan(self, role, None, self.unit(role), [])
+        if role == "agent":
+            plan.exec_args = ["worker", f"--token-file={req.token_file or self.agent_token_file}"]
+            if req.overrides:
+                plan.problems.append(
+                    f"{host}: {req.overrides_name}: a K0s worker has no k0s.yaml; set config on the controller"
+                )
+            return plan
+        self.check_tree(dict(req.settings), "", "settings", host, False, plan.problems)
+        self.check_tree(dict(req.overrides), "", req.overrides_name, host, True, plan.problems)
+        path = req.path or self.config_path
+        plan.exec_args = ["controller", f"--config={path}"]
+        if len(req.cluster_servers) <= 1 and not req.cluster_agents:
+            plan.exec_args.append("--single")
+        if not req.is_init_server:
+            plan.exec_args.append(f"--token-file={req.token_file or self.token_file}")
+
+        base: dict[str, Any] = {
+            "apiVersion": k0s_schema.API_VERSION,
+            "kind": k0s_schema.KIND,
+            "metadata": {"name": "k0s"},
+            "spec": {"telemetry": {"enabled": False}},
+        }
+        storage: dict[str, Any]
+        if req.datastore == "etcd":
+            storage = {"type": "etcd"}
+        elif req.datastore == "external":
+            storage = {"type": "kine", "kine": {"dataSource": req.datastore_endpoint}}
+        else:
+            storage = {"type": "kine", "kine": {"dataSource": self.sqlite_datasource()}}
+        layers = [
+            base,
+            self.cis_profile() if req.cis else {},
+            {"spec": {"storage": storage}},
+            dict(req.settings),
+            dict(req.overrides),
+        ]
+        plan.config = self.stringify(merge_layers(layers))
+        return plan
+
+    def normalized(self, config: Any) -> Any:
+        return self.stringify(copy.deepcopy(config)) if isinstance(config, dict) else config
+
+    def sqlite_to_etcd(self, host: str) -> tuple[str | None, list[str]]:
+        return None, [
+            f"{host}: edgefleet_datastore is 'etcd' but {self.sqlite_db} holds a kine/SQLite cluster; K0s has no "
+            "in-place migration from kine to etcd (back up and rebuild the cluster)"
+        ]
+
+    def join_token(self, role: str) -> JoinToken:
+        return JoinToken(
+            create_argv=(self.binary, "token", "create", f"--role={self.role_name(role)}", "--expiry=1h"),
+        )
+
+    def registers_node(self, role: str, exec_args: Sequence[str]) -> bool:
+        # A controller runs no kubelet unless it also works (--single or --enable-worker).
+        return self.normalize_role(role) == "agent" or "--single" in exec_args or "--enable-worker" in exec_args
+
+    def sqlite_servers_problem(self, servers: Sequence[str]) -> str:
+        return (
+            f"found 'sqlite' with {len(servers)} controllers ({', '.join(servers)}): K0s controllers cannot join "
+            "a SQLite (kine) cluster; use datastore 'etcd' with an odd number of controllers, or keep one"
+        )
+
+
+K0S = K0s()

@@ -1,0 +1,182 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""K3s: the strategy. Paths, units and flags are facts of K3s (docs.k3s.io); the known
+config keys are the table in ``k3s_flags.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import canonical, merge_layers
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k3s_flags
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
+    DEFAULT_API_PORT,
+    Distribution,
+    JoinToken,
+    NodeIdentity,
+    apiserver_cis_args,
+    frozen,
+    label_list,
+)
+
+_IMAGE_SUFFIXES = (".tar.zst", ".tar.gz", ".tar")
+_TLS_CIPHERS = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,"
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+)
+
+
+class K3s(Distribution):
+    name = "k3s"
+    title = "K3s"
+    binary = "/usr/local/bin/k3s"
+    config_path = "/etc/rancher/k3s/config.yaml"
+    config_dropin_dir = "/etc/rancher/k3s/config.yaml.d"
+    data_dir = "/var/lib/rancher/k3s"
+    sqlite_db = "/var/lib/rancher/k3s/server/db/state.db"
+    etcd_dir = "/var/lib/rancher/k3s/server/db/etcd"
+    manifests_dir = "/var/lib/rancher/k3s/server/manifests"
+    images_dir = "/var/lib/rancher/k3s/agent/images"
+    kubeconfig = "/etc/rancher/k3s/k3s.yaml"
+    server_token_path = "/var/lib/rancher/k3s/server/token"
+    token_file = "/etc/rancher/k3s/token"
+    agent_token_file = "/etc/rancher/k3s/token"
+    units = frozen({"server": "k3s.service", "agent": "k3s-agent.service"})
+    cis_dir = "/var/lib/rancher/k3s/server"
+    audit_log = "/var/lib/rancher/k3s/server/logs/audit.log"
+    secret_keys = k3s_flags.SECRET_KEYS
+    version_example = "v1.31.4+k3s1"
+    version_argv = ("--version",)
+    cluster_cidrs = ("10.42.0.0/16", "10.43.0.0/16")
+    peer_ports = frozen({"tcp": ("6443", "10250", "2379-2380"), "udp": ("8472",)})
+    writes_secrets_encryption_config = True
+    server_group = "k3s_servers"
+    agent_group = "k3s_agents"
+
+    def data_root(self) -> str:
+        # /etc/rancher holds only config and tokens the role rewrites; /var/lib/rancher holds the data.
+        return "/var/lib/rancher"
+
+    def release_binary(self, version: str, arch: str) -> str:
+        return "k3s" if arch == "amd64" else f"k3s-{arch}"
+
+    def image_archives(self, version: str, arch: str) -> list[str]:
+        return [f"k3s-airgap-images-{arch}{suffix}" for suffix in _IMAGE_SUFFIXES]
+
+    def has_install_script(self) -> bool:
+        return True
+
+    def node_settings(self, node: NodeIdentity) -> dict[str, Any]:
+        settings: dict[str, Any] = {"node-name": node.host} if node.host else {}
+        labels = label_list(node.labels)
+        if labels:
+            settings["node-label"] = labels
+        if node.address_is_ip:
+            settings["node-ip"] = node.address
+        if self.normalize_role(node.role) == "server":
+            if node.address:
+                settings["tls-san"] = [node.address]
+            if node.api_port != DEFAULT_API_PORT:
+                settings["https-listen-port"] = node.api_port
+        return settings
+
+    def needs_server_url(self, role: str, is_init_server: bool, datastore: str) -> bool:
+        role = self.normalize_role(role)
+        return role == "agent" or (role == "server" and not is_init_server and datastore == "etcd")
+
+    def cis_profile(self, role: str) -> dict[str, Any]:
+        """The CIS settings of the K3s hardening guide (v1.29+)."""
+        profile: dict[str, Any] = {
+            "protect-kernel-defaults": True,
+            "kubelet-arg": ["streaming-connection-idle-timeout=5m", f"tls-cipher-suites={_TLS_CIPHERS}"],
+        }
+        if self.normalize_role(role) == "server":
+            profile["secrets-encryption"] = True
+            profile["kube-apiserver-arg"] = apiserver_cis_args(self)
+            profile["kube-controller-manager-arg"] = ["terminated-pod-gc-threshold=10"]
+        return profile
+
+    def check_layer(self, layer: Mapping[str, Any], name: str, host: str, role: str, user: bool) -> list[str]:
+        problems: list[str] = []
+        allowed = k3s_flags.SERVER_KEYS if role == "server" else k3s_flags.AGENT_KEYS
+        for key, value in layer.items():
+            where = f"{host}: {name} key '{key}'"
+            if not isinstance(key, str):
+                problems.append(f"{where}: keys must be strings")
+                continue
+            if key.startswith("-"):
+                problems.append(f"{where}: write config keys without dashes ('{key.lstrip('-')}')")
+                continue
+            if key in k3s_flags.SECRET_KEYS and user:
+                problems.append(
+                    f"{where}: a secret must not be given inline; the role keeps tokens in a 0600 token-file "
+                    "(set the role's token variable from ansible-vault) and the datastore endpoint in its no_log "
+                    "variable"
+                )
+                continue
+            if key in k3s_flags.MANAGED_KEYS and user:
+                problems.append(
+                    f"{where}: is managed by the role from the inventory (edgefleet_datastore, "
+                    "edgefleet_cluster_servers, token files); remove it"
+                )
+                continue
+            if key not in allowed:
+                if role == "agent" and key in k3s_flags.SERVER_KEYS:
+                    problems.append(f"{where}: is a K3s server option, not valid on an agent")
+                else:
+                    problems.append(f"{where}: is not a known K3s {role} option{did_you_mean(key, allowed)}")
+                continue
+            if key in k3s_flags.BOOL_KEYS and not isinstance(value, bool):
+                problems.append(f"{where}: must be true or false, found {value!r}")
+            elif isinstance(value, Mapping):
+                problems.append(f"{where}: must be a string or a list of strings, found a mapping")
+            elif isinstance(value, list) and key not in k3s_flags.LIST_KEYS:
+                problems.append(f"{where}: takes one value, found a list")
+        return problems
+
+    def plan(self, req: ConfigRequest) -> ConfigPlan:
+        role = self.normalize_role(req.role)
+        host = req.host or "this host"
+        path = req.path or self.config_path
+        args = [role] + ([f"--config={path}"] if path != self.config_path else [])
+        plan = ConfigPlan(self, role, None, self.unit(role), args)
+        plan.problems.extend(self.check_layer(req.settings, "settings", host, role, user=False))
+        plan.problems.extend(self.check_layer(req.overrides, req.overrides_name, host, role, user=True))
+
+        base: dict[str, Any] = {"write-kubeconfig-mode": "0600"} if role == "server" else {}
+        datastore: dict[str, Any] = {}
+        if req.token_file:
+            datastore["token-file"] = req.token_file
+        if role == "agent":
+            datastore["server"] = req.server_url
+        elif req.datastore == "etcd":
+            if req.is_init_server:
+                datastore["cluster-init"] = True
+            else:
+                datastore["server"] = req.server_url
+        elif req.datastore == "external":
+            datastore["datastore-endpoint"] = req.datastore_endpoint
+        layers = [base, self.cis_profile(role) if req.cis else {}, datastore, dict(req.settings), dict(req.overrides)]
+        config = merge_layers(layers, k3s_flags.ARG_LIST_KEYS)
+        plan.config = {k: v for k, v in config.items() if v is not None}
+        return plan
+
+    def normalized(self, config: Any) -> Any:
+        return canonical(config, k3s_flags.LIST_KEYS)
+
+    def sqlite_to_etcd(self, host: str) -> tuple[str | None, list[str]]:
+        # Documented K3s path: restart the single server with cluster-init: true.
+        return "sqlite-to-etcd", []
+
+    def join_token(self, role: str) -> JoinToken:
+        return JoinToken(read_file=self.token_file)
+
+    def generates_token(self) -> bool:
+        return True
+
+
+K3S = K3s()

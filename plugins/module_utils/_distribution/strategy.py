@@ -1,0 +1,272 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one interface every distribution implements.
+
+A :class:`Distribution` is a binary, a config file with a schema, a data directory, a
+datastore, a join-token flow, a systemd unit per role and a manifests folder. The facts are
+fields; the behaviour that differs between distributions is a method that a strategy
+(``k3s.py``, ``k0s.py``) overrides. Everything else (topology checks, token files, atomic
+writes, diffs, the module) is written once in ``config.py`` against this interface.
+
+Adding a distribution is one new strategy file (plus its flag or schema data) and one line in
+``registry.py``; no role, task or other strategy changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
+
+_V = TypeVar("_V")
+
+ROLES = ("server", "agent")
+DATASTORES = ("sqlite", "etcd", "external")
+DEFAULT_API_PORT = 6443
+
+_IP = re.compile(r"^[0-9.]+$|^[0-9a-fA-F:]+:[0-9a-fA-F:]*$")
+_VERSION = re.compile(r"\bv[0-9][^\s()]*")
+_REMARK = re.compile(r"\(([^()]+)\)")
+
+
+def frozen(mapping: Mapping[str, _V]) -> Mapping[str, _V]:
+    """A read-only mapping, for the facts a strategy declares."""
+    return MappingProxyType(dict(mapping))
+
+
+def is_ip(address: str) -> bool:
+    """True for an IPv4 or IPv6 literal (node-ip and advertise addresses take only those)."""
+    return bool(_IP.match(address or ""))
+
+
+def url_host(address: str) -> str:
+    """``address`` as it stands in a URL: IPv6 literals in brackets."""
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
+def label_list(labels: Mapping[str, Any]) -> list[str]:
+    """``key=value`` strings, in the order given (the fleet's labels, then its identity labels)."""
+    return [f"{key}={value}" for key, value in labels.items()]
+
+
+def reported_version(output: str) -> str:
+    """The version a binary prints (``vX.Y.Z...``), with the remark in parentheses after it, if any."""
+    for line in output.splitlines():
+        found = _VERSION.search(line)
+        if found:
+            remark = _REMARK.search(line, found.end())
+            return found.group(0) + (f" ({remark.group(1)})" if remark else "")
+    return ""
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """What the inventory says about one node, in the form every strategy takes."""
+
+    host: str
+    role: str
+    address: str = ""
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    api_port: int = DEFAULT_API_PORT
+    datastore: str = "sqlite"
+
+    @property
+    def address_is_ip(self) -> bool:
+        return is_ip(self.address)
+
+
+@dataclass(frozen=True)
+class JoinToken:
+    """How a joining node gets its token from the init server.
+
+    ``read_file``: the token is read back from this file on the init server (the same secret
+    for every node). ``create_argv``: a fresh token is made on the init server by this command,
+    once per node that has no token file yet (its stdout is the token).
+    """
+
+    read_file: str | None = None
+    create_argv: tuple[str, ...] | None = None
+
+
+class Distribution:
+    """Base of every strategy: facts as class attributes, behaviour as overridable methods."""
+
+    name: str = ""
+    title: str = ""
+    binary: str = ""
+    config_path: str = ""
+    config_dropin_dir: str | None = None
+    data_dir: str = ""
+    sqlite_db: str = ""
+    etcd_dir: str = ""
+    manifests_dir: str = ""
+    images_dir: str = ""
+    kubeconfig: str = ""
+    server_token_path: str | None = None
+    token_file: str = ""
+    agent_token_file: str = ""
+    units: Mapping[str, str] = frozen({})
+    role_names: Mapping[str, str] = frozen({"server": "server", "agent": "agent"})
+    role_aliases: Mapping[str, str] = frozen({"server": "server", "agent": "agent"})
+    cis_dir: str = ""
+    audit_log: str = ""
+    secret_keys: frozenset[str] = frozenset()
+    config_mode: int = 0o600
+    datastores: tuple[str, ...] = DATASTORES
+    max_sqlite_servers: int = 1
+    sqlite_label: str = "sqlite"
+    version_example: str = ""
+    version_argv: tuple[str, ...] = ("--version",)
+    # The K8s CIDRs (pods, services) and the ports a cluster's nodes open to each other.
+    cluster_cidrs: tuple[str, ...] = ()
+    peer_ports: Mapping[str, tuple[str, ...]] = frozen({"tcp": (), "udp": ()})
+    # Whether the distribution writes its own EncryptionConfiguration for Secrets (else the role does).
+    writes_secrets_encryption_config: bool = False
+    # The fleet inventory's groups of this distribution's servers and agents.
+    server_group: str = ""
+    agent_group: str = ""
+
+    # ------------------------------------------------------------------ names and paths
+
+    def normalize_role(self, role: str) -> str:
+        """``server``/``agent`` from any of the distribution's role names (K0s: controller/worker)."""
+        return self.role_aliases.get(role, role)
+
+    def role_choices(self) -> str:
+        """The allowed role names, for messages: ``server, agent`` or ``server/controller, agent/worker``."""
+        parts = []
+        for role in ROLES:
+            aliases = [alias for alias, canonical in self.role_aliases.items() if canonical == role and alias != role]
+            parts.append("/".join([role, *aliases]))
+        return ", ".join(parts)
+
+    def unit(self, role: str) -> str:
+        return self.units[self.normalize_role(role)]
+
+    def role_name(self, role: str) -> str:
+        return self.role_names[self.normalize_role(role)]
+
+    def token_path(self, role: str) -> str:
+        return self.token_file if self.normalize_role(role) == "server" else self.agent_token_file
+
+    def env_file(self, role: str) -> str:
+        return "/etc/default/" + self.unit(role).removesuffix(".service")
+
+    def cis_file(self, name: str) -> str:
+        return os.path.join(self.cis_dir, name)
+
+    def kubectl_argv(self) -> list[str]:
+        return [self.binary, "kubectl", "--kubeconfig", self.kubeconfig]
+
+    def data_root(self) -> str:
+        """The directory a data volume is mounted on: everything the distribution keeps."""
+        return self.data_dir
+
+    # ------------------------------------------------------------------ air-gap bundle
+
+    def release_binary(self, version: str, arch: str) -> str:
+        raise NotImplementedError
+
+    def image_archives(self, version: str, arch: str) -> list[str]:
+        raise NotImplementedError
+
+    def has_install_script(self) -> bool:
+        return False
+
+    # ------------------------------------------------------------------ behaviour
+
+    def node_settings(self, node: NodeIdentity) -> dict[str, Any]:
+        """The settings the inventory implies for one node (name, labels, addresses, port)."""
+        raise NotImplementedError
+
+    def needs_server_url(self, role: str, is_init_server: bool, datastore: str) -> bool:
+        """Whether a node of this role must be told a running server's URL to join."""
+        return False
+
+    def plan(self, req: ConfigRequest) -> ConfigPlan:
+        """A ``config.ConfigPlan`` for a ``config.ConfigRequest``: the config, unit and arguments."""
+        raise NotImplementedError
+
+    def normalized(self, config: Any) -> Any:
+        """The form in which two configs with the same effective settings compare equal."""
+        return config
+
+    def sqlite_to_etcd(self, host: str) -> tuple[str | None, list[str]]:
+        """The datastore move from SQLite to etcd: its name, or the problem that there is none."""
+        return None, [
+            f"{host}: edgefleet_datastore is 'etcd' but {self.sqlite_db} holds a SQLite cluster; {self.title} has no "
+            "in-place migration from SQLite to etcd (back up and rebuild the cluster)"
+        ]
+
+    def join_token(self, role: str) -> JoinToken:
+        raise NotImplementedError
+
+    def generates_token(self) -> bool:
+        """Whether the init server's token file can be made here (generated or adopted)."""
+        return False
+
+    def registers_node(self, role: str, exec_args: Sequence[str]) -> bool:
+        """Whether a node of this role, started with these arguments, appears as a Node object."""
+        return True
+
+    def sqlite_servers_problem(self, servers: Sequence[str]) -> str:
+        """The fleet's message for SQLite with several servers."""
+        return (
+            f"found 'sqlite' with {len(servers)} servers ({', '.join(servers)}): embedded SQLite serves a "
+            "single server; use datastore 'etcd' (embedded etcd HA, an odd number of servers) or keep one server"
+        )
+
+    def facts(self) -> dict[str, Any]:
+        """The facts a role or playbook needs, as plain data."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "binary": self.binary,
+            "config_path": self.config_path,
+            "config_dropin_dir": self.config_dropin_dir,
+            "data_dir": self.data_dir,
+            "data_root": self.data_root(),
+            "sqlite_db": self.sqlite_db,
+            "etcd_dir": self.etcd_dir,
+            "manifests_dir": self.manifests_dir,
+            "images_dir": self.images_dir,
+            "kubeconfig": self.kubeconfig,
+            "kubectl": self.kubectl_argv(),
+            "server_token_path": self.server_token_path,
+            "token_file": self.token_file,
+            "agent_token_file": self.agent_token_file,
+            "units": dict(self.units),
+            "services": [u.removesuffix(".service") for u in self.units.values()],
+            "version_argv": [self.binary, *self.version_argv],
+            "cis_dir": self.cis_dir,
+            "cis_files": {
+                "admission": self.cis_file("psa.yaml"),
+                "audit_policy": self.cis_file("audit.yaml"),
+                "event_rate_limit": self.cis_file("event-rate-limit.yaml"),
+                "encryption": self.cis_file("encryption.yaml"),
+            },
+            "audit_log": self.audit_log,
+            "writes_secrets_encryption_config": self.writes_secrets_encryption_config,
+            "cluster_cidrs": list(self.cluster_cidrs),
+            "peer_ports": {proto: list(ports) for proto, ports in self.peer_ports.items()},
+        }
+
+
+def apiserver_cis_args(dist: Distribution) -> list[str]:
+    """The kube-apiserver settings of the K3s CIS hardening guide (v1.29+), for any distribution."""
+    return [
+        "enable-admission-plugins=NodeRestriction,EventRateLimit",
+        f"admission-control-config-file={dist.cis_file('psa.yaml')}",
+        f"audit-log-path={dist.audit_log}",
+        f"audit-policy-file={dist.cis_file('audit.yaml')}",
+        "audit-log-maxage=30",
+        "audit-log-maxbackup=10",
+        "audit-log-maxsize=100",
+        "service-account-extend-token-expiration=false",
+    ]

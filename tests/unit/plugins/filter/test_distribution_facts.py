@@ -1,0 +1,75 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The distribution_facts and reported_version filters."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
+if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(_COLLECTIONS))
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.edgefleet.k8s.plugins.filter import distribution_facts as f
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
+
+
+def test_both_filters_are_exported() -> None:
+    filters = f.FilterModule().filters()
+    assert filters == {"distribution_facts": f.distribution_facts, "reported_version": f.reported_version}
+
+
+@pytest.mark.parametrize("name", registry.NAMES)
+def test_facts_by_name(name: str) -> None:
+    facts = f.distribution_facts(name)
+    assert facts == registry.get(name).facts()
+    assert facts["name"] == name
+
+
+def test_facts_of_each_distribution() -> None:
+    k3s = f.distribution_facts("k3s")
+    assert k3s["config_path"] == "/etc/rancher/k3s/config.yaml" and k3s["data_root"] == "/var/lib/rancher"
+    assert k3s["units"] == {"server": "k3s.service", "agent": "k3s-agent.service"}
+    assert k3s["version_argv"] == ["/usr/local/bin/k3s", "--version"]
+    k0s = f.distribution_facts("k0s")
+    assert k0s["config_path"] == "/etc/k0s/k0s.yaml" and k0s["data_root"] == "/var/lib/k0s"
+    assert k0s["services"] == ["k0scontroller", "k0sworker"]
+    assert k0s["version_argv"] == ["/usr/local/bin/k0s", "version"]
+    assert set(k3s) == set(k0s)
+
+
+def test_facts_are_a_fresh_copy() -> None:
+    f.distribution_facts("k3s")["units"]["server"] = "changed.service"
+    assert f.distribution_facts("k3s")["units"]["server"] == "k3s.service"
+
+
+@pytest.mark.parametrize("name", ["rke2", "K3s", "", None])
+def test_unknown_name_names_the_allowed_ones(name: object) -> None:
+    with pytest.raises(AnsibleFilterError) as err:
+        f.distribution_facts(name)
+    message = str(err.value)
+    assert message.startswith("edgefleet.k8s.distribution_facts: distribution: found ")
+    assert f"found {str(name)!r}" in message
+    assert message.endswith("allowed: k3s, k0s")
+
+
+@pytest.mark.parametrize(
+    ("output", "version"),
+    [
+        ("k3s version v1.30.2+k3s1 (aa4794b3)\ngo version go1.22.4\n", "v1.30.2+k3s1 (aa4794b3)"),
+        ("k3s version v1.30.2+k3s1 (aa4794b3)", "v1.30.2+k3s1 (aa4794b3)"),
+        ("v1.36.3+lab (stand-in)", "v1.36.3+lab (stand-in)"),
+        ("v1.31.3+k0s.0\n", "v1.31.3+k0s.0"),
+        ("banner line\nk3s version v1.29.0+k3s1\n", "v1.29.0+k3s1"),
+        ("", ""),
+        ("command not found", ""),
+        ("version unknown (dirty)\n", ""),
+        (None, ""),
+    ],
+)
+def test_reported_version(output: object, version: str) -> None:
+    assert f.reported_version(output) == version
