@@ -52,7 +52,7 @@ options:
     choices: [server, agent, controller, worker]
   path:
     description:
-      - The config file. Default, the distribution's (RV(distribution.config_path)).
+      - The config file. Default, the distribution's (C(config_path) in RV(distribution)).
       - On K3s a path other than the default is passed to the unit as C(--config).
     type: path
   host:
@@ -157,6 +157,7 @@ seealso:
     description: Upstream documentation of the config file and its drop-ins.
     link: https://docs.k3s.io/installation/configuration
   - name: k0s configuration
+    description: Upstream documentation of k0s.yaml.
     link: https://docs.k0sproject.io/stable/configuration/
 """
 

@@ -32,7 +32,7 @@ attributes:
     details: A missing key is reported as a change and not generated; a wrong mode is reported and not repaired.
   diff_mode:
     support: none
-    details: The key is a secret; RV(changed) and RV(public_key) say what happened.
+    details: The key is a secret; C(changed) and RV(public_key) say what happened.
 options:
   cluster:
     description: The cluster name, as published by the fleet inventory (C(edgefleet_cluster)).

@@ -1,6 +1,6 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bad input stops `playbooks/site.yml` before any host is touched (issue 5, acceptance 4).
+"""Bad input stops `playbooks/site.yml` before any host is touched.
 
 Every host here points at 127.0.0.1 port 9, where nothing listens: had the run
 tried to reach a host (to gather facts or change anything), Ansible would

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,6 +50,10 @@ class K0s(Distribution):
     peer_ports = frozen({"tcp": ("6443", "8132", "8133", "9443", "10250", "2379-2380", "179"), "udp": ("4789",)})
     server_group = "k0s_controllers"
     agent_group = "k0s_workers"
+
+    def manifests_folder(self, stack: str) -> str:
+        # K0s applies, and prunes, one sub-folder per stack.
+        return os.path.join(self.manifests_dir, stack)
 
     def release_binary(self, version: str, arch: str) -> str:
         return f"k0s-{version}-{arch}"

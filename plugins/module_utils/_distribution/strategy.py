@@ -164,6 +164,10 @@ class Distribution:
     def kubectl_argv(self) -> list[str]:
         return [self.binary, "kubectl", "--kubeconfig", self.kubeconfig]
 
+    def manifests_folder(self, stack: str) -> str:
+        """The folder a stack of manifests goes in to be applied by the distribution itself."""
+        return self.manifests_dir
+
     def data_root(self) -> str:
         """The directory a data volume is mounted on: everything the distribution keeps."""
         return self.data_dir

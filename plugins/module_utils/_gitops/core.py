@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-DISTRIBUTIONS = ("k3s", "k0s")
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
+
+DISTRIBUTIONS = registry.NAMES
 DELIVERIES = ("manifests", "api")
 AGENT_MODES = ("autonomous", "managed")
 DEFAULT_BRANCH = "main"
@@ -39,11 +41,12 @@ SUBSTITUTE_NAME = "edgefleet-cluster-vars"
 REGISTRATION_FILE = "edgefleet-gitops.yaml"
 ENGINE_FILE_PREFIX = "edgefleet-gitops-engine-"
 
-# Where each distribution applies manifests by itself (no API call needed).
-MANIFEST_DIRS = {
-    "k3s": "/var/lib/rancher/k3s/server/manifests",
-    "k0s": "/var/lib/k0s/manifests/edgefleet-gitops",
-}
+# Where each distribution applies manifests by itself (no API call needed); the strategy knows
+# whether its folder takes files directly or one sub-folder per stack.
+MANIFESTS_STACK = "edgefleet-gitops"
+MANIFEST_DIRS = MappingProxyType(
+    {name: dist.manifests_folder(MANIFESTS_STACK) for name, dist in registry.DISTRIBUTIONS.items()}
+)
 
 # The keys of a Secret's payload that must never reach output or a diff.
 SECRET_KEYS = frozenset({"identity", "sshPrivateKey", "password", "bearerToken", "data", "stringData"})

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prove the dm-crypt VM is what the disk tests need (issue 3, acceptance 3):
+# Prove the dm-crypt VM is what the disk tests need:
 # ssh answers, dm-crypt works (luksFormat + open + write + close of a file-backed
 # loop device inside the guest, key fed on stdin, never on a command line), and
 # the software TPM answers `tpm2_getcap properties-fixed`. Exits non-zero on any
