@@ -7,7 +7,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config, registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import reported_version as _reported
 
 
@@ -24,6 +24,35 @@ def reported_version(output: t.Any) -> str:
     return _reported(str(output or ""))
 
 
+def distribution_node(hostvars: t.Any) -> dict[str, t.Any]:
+    """What the distribution layer decides for one node (unit, registration, token flow), from its host vars."""
+    if not isinstance(hostvars, t.Mapping):
+        raise AnsibleFilterError(
+            f"edgefleet.k8s.distribution_node: input must be a host's vars (a mapping), got {type(hostvars).__name__}"
+        )
+    try:
+        dist = registry.get(str(hostvars.get("edgefleet_distribution", registry.NAMES[0])))
+    except KeyError as exc:
+        raise AnsibleFilterError(f"edgefleet.k8s.distribution_node: {exc.args[0]}") from None
+    host = str(hostvars.get("inventory_hostname", ""))
+    servers = list(hostvars.get("edgefleet_cluster_servers") or [host])
+    params = {
+        "host": host,
+        "role": str(hostvars.get("edgefleet_node_role", "server")),
+        "datastore": str(hostvars.get("edgefleet_datastore", "sqlite")),
+        "cluster_servers": servers,
+        "cluster_agents": list(hostvars.get("edgefleet_cluster_agents") or []),
+        "init_server": host == str(hostvars.get("edgefleet_cluster_init_server", servers[0])),
+        "node_settings": False,
+    }
+    req = config.request_from_params(dist, params)
+    return config.node_facts(dist, req, config.plan_config(dist, req, str(params["role"])))
+
+
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
-        return {"distribution_facts": distribution_facts, "reported_version": reported_version}
+        return {
+            "distribution_facts": distribution_facts,
+            "distribution_node": distribution_node,
+            "reported_version": reported_version,
+        }

@@ -119,6 +119,7 @@ class Node:
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,
         )
 
     def sh(self, script: str, *, stdin: str | None = None, timeout: float = 600) -> str:
@@ -177,7 +178,9 @@ ALL_NODES = (*K3S_NODES, CP4)
 
 def _remove_nodes() -> None:
     # By name; node.sh only removes containers that also carry the lab label.
-    subprocess.run([str(LAB / "node.sh"), "rm", *(n.name for n in ALL_NODES)], capture_output=True, timeout=300)
+    subprocess.run(
+        [str(LAB / "node.sh"), "rm", *(n.name for n in ALL_NODES)], capture_output=True, timeout=300, check=False
+    )
 
 
 def _install_from_bundle(node: Node, bundle: Path, file: str, target: str) -> None:
@@ -210,8 +213,8 @@ def nodes() -> Iterator[tuple[Node, ...]]:
     try:
         # node.sh prepare takes the lab lock, which a full lab run holds for long: skip it when its results exist.
         prepared = (
-            subprocess.run(["podman", "image", "exists", IMAGE]).returncode == 0
-            and subprocess.run(["podman", "network", "exists", NETWORK]).returncode == 0
+            subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode == 0
+            and subprocess.run(["podman", "network", "exists", NETWORK], check=False).returncode == 0
             and (CACHE / "lab" / "id_ed25519").is_file()
         )
         if not prepared:

@@ -50,7 +50,6 @@ from vmlab import (
     VmHost,
     check_vm,
     first_slot,
-    keep_logs,
     qemu_running,
     secret_in,
     start_vm,
@@ -68,6 +67,7 @@ SPARES = {"spare1": "/dev/disk/by-id/virtio-edgefleet-spare1", "spare2": "/dev/d
 K3S_VOLUME, K0S_VOLUME = "edgefleet-data", "edgefleet-k0s-data"
 K3S_DIR, K0S_DIR = "/var/lib/rancher", "/var/lib/k0s"
 MARKER = "edgefleet-marker"
+LOGS = CACHE / "vm" / "test-logs"
 ALLOW_VARS = "edgefleet_disk_encryption_allow_format: true AND edgefleet_disk_encryption_format_device_id"
 
 
@@ -159,8 +159,11 @@ class Scenario:
 def scenario(vm: VmHost, request: pytest.FixtureRequest) -> Iterator[Scenario]:
     failed_before = request.session.testsfailed
     work = Path(tempfile.mkdtemp(prefix="edgefleet-disk-encryption."))
-    logs = work / "logs"
-    logs.mkdir()
+    # Every run's JSON result and stderr: kept when a test failed, removed when all passed. The vault
+    # secret and the escrow stay in `work`, which is always removed.
+    logs = LOGS
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(mode=0o700, parents=True)
     # The vault secret of this test run only (the user's own vault secret in real use).
     vault_pass = work / "vault-pass"
     vault_pass.write_text(secrets.token_urlsafe(32) + "\n")
@@ -169,10 +172,11 @@ def scenario(vm: VmHost, request: pytest.FixtureRequest) -> Iterator[Scenario]:
     try:
         yield Scenario(vm, Ansible(logs, env), work / "escrow", logs)
     finally:
-        if request.session.testsfailed > failed_before:
-            keep_logs(logs, CACHE / "vm" / "last-failure")
-            log(f"logs kept in {CACHE / 'vm' / 'last-failure'}")
         shutil.rmtree(work, ignore_errors=True)
+        if request.session.testsfailed > failed_before:
+            log(f"logs kept in {logs}")
+        else:
+            shutil.rmtree(logs, ignore_errors=True)
 
 
 def _recap(run: PlayRun) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -278,14 +277,6 @@ class Ansible:
         if proc.returncode != 0:
             raise AssertionError(f"ansible-vault view {path} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
-
-
-def keep_logs(logs: Path, dest: Path) -> None:
-    """Copy the run's logs (not the vault secret or the escrow) to `dest`, replacing what was there."""
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    for f in sorted(logs.iterdir()):
-        shutil.copy2(f, dest / f.name)
 
 
 def first_slot(clevis_list: str, pin: str) -> str | None:

@@ -18,9 +18,13 @@ from ansible_collections.edgefleet.k8s.plugins.filter import distribution_facts 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 
 
-def test_both_filters_are_exported() -> None:
+def test_every_filter_is_exported() -> None:
     filters = f.FilterModule().filters()
-    assert filters == {"distribution_facts": f.distribution_facts, "reported_version": f.reported_version}
+    assert filters == {
+        "distribution_facts": f.distribution_facts,
+        "distribution_node": f.distribution_node,
+        "reported_version": f.reported_version,
+    }
 
 
 @pytest.mark.parametrize("name", registry.NAMES)
@@ -73,3 +77,42 @@ def test_unknown_name_names_the_allowed_ones(name: object) -> None:
 )
 def test_reported_version(output: object, version: str) -> None:
     assert f.reported_version(output) == version
+
+
+def _hostvars(distribution: str, host: str, role: str, servers: list[str], agents: list[str]) -> dict[str, object]:
+    return {
+        "inventory_hostname": host,
+        "edgefleet_distribution": distribution,
+        "edgefleet_node_role": role,
+        "edgefleet_datastore": "sqlite",
+        "edgefleet_cluster_servers": servers,
+        "edgefleet_cluster_agents": agents,
+        "edgefleet_cluster_init_server": servers[0],
+    }
+
+
+@pytest.mark.parametrize(
+    ("distribution", "host", "role", "agents", "unit", "registers"),
+    [
+        ("k3s", "s1", "server", ["a1"], "k3s.service", True),
+        ("k3s", "a1", "agent", ["a1"], "k3s-agent.service", True),
+        # A K0s controller with workers runs no kubelet; alone, it runs with --single and does.
+        ("k0s", "s1", "server", ["a1"], "k0scontroller.service", False),
+        ("k0s", "s1", "server", [], "k0scontroller.service", True),
+        ("k0s", "a1", "agent", ["a1"], "k0sworker.service", True),
+    ],
+)
+def test_distribution_node_from_host_vars(
+    distribution: str, host: str, role: str, agents: list[str], unit: str, registers: bool
+) -> None:
+    node = f.distribution_node(_hostvars(distribution, host, role, ["s1"], agents))
+    assert node["unit"] == unit
+    assert node["registers_node"] is registers
+    assert node["is_init_server"] is (host == "s1")
+
+
+def test_distribution_node_refuses_bad_input() -> None:
+    with pytest.raises(AnsibleFilterError, match="allowed: k3s, k0s"):
+        f.distribution_node({"edgefleet_distribution": "rke2"})
+    with pytest.raises(AnsibleFilterError, match="a mapping"):
+        f.distribution_node(["not", "hostvars"])

@@ -676,7 +676,7 @@ def test_the_abstract_methods_are_found() -> None:
 
 def test_the_registry_lists_each_strategy_under_its_name() -> None:
     assert STRATEGIES and all(registry.DISTRIBUTIONS[dist.name] is dist for dist in STRATEGIES)
-    assert all(type(dist) is not Distribution and isinstance(dist, Distribution) for dist in STRATEGIES)
+    assert all(dist.__class__ is not Distribution and isinstance(dist, Distribution) for dist in STRATEGIES)
 
 
 @pytest.mark.parametrize("dist", STRATEGIES, ids=_IDS)
