@@ -1,6 +1,6 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""`make test-flux` (issue 7, stretch line 5): REAL Flux controllers reconcile a local fleet repo.
+"""`make test-flux`: REAL Flux controllers reconcile a local fleet repo.
 
 What runs, all on 127.0.0.1, as host processes started and stopped by this test:
 
