@@ -223,6 +223,22 @@ class PlayRun:
         return f"{self.name} exited {self.rc}; logs {self.json_log}, {self.stderr_log}\n{body}"
 
 
+def _last_document(text: str) -> dict[str, Any] | None:
+    """The last JSON document in the callback's output. With several playbooks in one run, the callback
+    prints one per playbook, each holding every play so far and the run's cumulative stats."""
+    decoder = json.JSONDecoder()
+    last, pos = None, 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return last
+        try:
+            last, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            return last
+
+
 class Ansible:
     """ansible-playbook against the VM inventory, results from the ansible.posix.json callback."""
 
@@ -261,11 +277,7 @@ class Ansible:
         stderr_log = self.logs / f"{name}.stderr.log"
         with json_log.open("w") as out, stderr_log.open("w") as err:
             proc = subprocess.run(argv, cwd=REPO, env=self.env, stdout=out, stderr=err, timeout=timeout, check=False)
-        try:
-            data = json.loads(json_log.read_text())
-        except ValueError:
-            data = None
-        run = PlayRun(name, argv, proc.returncode, json_log, stderr_log, data)
+        run = PlayRun(name, argv, proc.returncode, json_log, stderr_log, _last_document(json_log.read_text()))
         self.runs.append(run)
         return run
 
