@@ -451,3 +451,17 @@ def write_atomic(path: str, text: str) -> None:
 def retry_file_text(hosts: Iterable[str]) -> str:
     """Ansible's ``--limit @file`` format: one host name a line."""
     return "".join(f"{host}\n" for host in hosts)
+
+
+def stats_from_hostvars(hostvars: Mapping[str, Mapping[str, Any]], hosts: Iterable[str]) -> dict[str, Any]:
+    """``fleet_stats()`` from inside a play, where only host vars are known: a node that set its
+    ``edgefleet_verify`` record is ready or not ready by it; one that did not (it failed, was unreachable or
+    never reached verify) is to retry."""
+    run = RunRecorder()
+    for host in hosts:
+        variables = hostvars[host]
+        run.add_host(host, {var: variables[var] for var in INVENTORY_VARS.values() if var in variables})
+        record = variables.get("edgefleet_verify")
+        if isinstance(record, Mapping):
+            run.verified(host, record)
+    return fleet_stats(run.outcomes())

@@ -73,6 +73,18 @@ PLAYBOOK = """\
           gitops_path: ""
           overlays: []
           artifact_bytes_sent: 100
+
+# What docs/fleet-report.md asks the site playbook to end with, for AWX/AAP.
+- name: Publish the fleet result for AWX/AAP
+  hosts: edgefleet
+  gather_facts: false
+  tasks:
+    - name: Set the per-cluster counts and the nodes to retry as job artifacts
+      ansible.builtin.set_stats:
+        data:
+          edgefleet: "{{ hostvars | edgefleet.k8s.fleet_stats(ansible_play_hosts_all) }}"
+        aggregate: false
+      run_once: true
 """
 
 
@@ -149,6 +161,7 @@ def run(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
         ANSIBLE_HOME=str(work / "home"),
         EDGEFLEET_RETRY_FILE=str(work / "out" / "retry"),
         NO_COLOR="1",
+        ANSIBLE_SHOW_CUSTOM_STATS="true",
     )
     return subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", str(work / "test.fleet.yml"), str(work / "site.yml"), *args],
@@ -166,6 +179,15 @@ def summary(stdout: str) -> list[str]:
     assert "EDGEFLEET SUMMARY" in stdout, stdout
     lines = stdout.split("EDGEFLEET SUMMARY", 1)[1].splitlines()[1:]
     return [line for line in lines if line.strip()]
+
+
+def custom_stats(stdout: str) -> dict[str, Any]:
+    """What set_stats left in the run's custom stats (stats.custom['_run'], AWX's artifact_data), as the
+    default callback prints it."""
+    line = next(line for line in stdout.splitlines() if line.strip().startswith("RUN:"))
+    data = json.loads(line.split("RUN:", 1)[1])
+    assert isinstance(data, dict)
+    return data
 
 
 def report(work: Path) -> dict[str, Any]:
@@ -208,6 +230,17 @@ def test_failed_and_unreachable_nodes_then_retry_from_the_file(fleet: Path) -> N
     assert "must-not-be-reported" not in (fleet / "out" / "report.json").read_text()
     assert (fleet / "out" / "retry").read_text() == "a3\nb1\n"
     assert f"--limit @{fleet / 'out' / 'retry'}" in first.stdout
+    assert custom_stats(first.stdout) == {
+        "edgefleet": {
+            "schema_version": 1,
+            "ok": False,
+            "clusters": {
+                "site-a": {"servers_ready": 1, "servers": 1, "agents_ready": 1, "agents": 2},
+                "site-b": {"servers_ready": 0, "servers": 1, "agents_ready": 1, "agents": 1},
+            },
+            "retry": ["a3", "b1"],
+        }
+    }
 
     # The retry file as Ansible's --limit @file, once the two nodes are healthy again.
     second = run(
@@ -222,6 +255,7 @@ def test_failed_and_unreachable_nodes_then_retry_from_the_file(fleet: Path) -> N
     assert data["retry"] == []
     assert not (fleet / "out" / "retry").exists()
     assert "removed the stale retry file" in second.stdout
+    assert custom_stats(second.stdout)["edgefleet"]["retry"] == []
 
 
 def test_a_run_that_loses_every_node_still_prints_the_table(fleet: Path) -> None:
