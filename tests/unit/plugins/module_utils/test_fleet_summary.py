@@ -415,3 +415,23 @@ def test_write_atomic_failure_keeps_the_directory_clean(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_atomic(str(tmp_path / "taken"), "x")
     assert sorted(os.listdir(tmp_path)) == ["taken"]
+
+
+def test_report_follows_the_documented_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[4] / "docs" / "fleet-report.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    run = lab_run()
+    run.unreachable("node3", "edgefleet.k8s.preflight : Read the node", "ssh: timed out")
+    run.failed("node4", "edgefleet.k8s.distribution : Start the unit", "unit failed")
+    run.add_host("node5", inventory("lab-k3s", "agent"))
+    converge(run, "node1")
+    run.verified("node2", record("lab-k3s", "agent", registered=False))
+    nodes = run.outcomes(failures={"node4": 1}, dark={"node3": 1})
+    assert {n.state for n in nodes} == {"ready", "not_ready", "failed", "unreachable", "skipped"}
+    jsonschema.Draft202012Validator(schema).validate(build_report(nodes, RUN))
+    # A field the code adds but the schema does not describe is an error.
+    extra = build_report(nodes, RUN)
+    extra["nodes"][0]["address"] = "10.0.0.1"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(extra)
