@@ -378,7 +378,7 @@ def build_report(nodes: Iterable[NodeOutcome], run: RunInfo) -> dict[str, Any]:
                 "bytes_sent": row.bytes_sent,
                 "states": {k: v for k, v in _counts(members).items() if k != "nodes"},
                 "nodes": [n.name for n in members],
-                "not_ready": [name for name, _ in row.not_ready],
+                "not_ready": [entry[0] for entry in row.not_ready],
             }
         )
     return {
