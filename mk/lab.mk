@@ -18,7 +18,7 @@ lab-down:
 
 # Brings the lab up, runs every scenario in tests/lab/scenarios.txt and
 # tests/integration, and always tears down what it brought up.
-test-lab: venv
+test-lab: venv controlplane-bundle gitops-lab-bundle
 	tests/lab/run-integration.sh
 
 TEST_TARGETS += test-lab

@@ -122,6 +122,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
         verify = facts.get("edgefleet_verify")
         if isinstance(verify, dict):
             self._run.verified(host, verify)
+        skipped = facts.get("edgefleet_skipped")
+        if isinstance(skipped, str) and skipped:
+            self._run.skipped(host, skipped)
         if result._result.get("changed"):
             self._run.changed(host, result._task.get_name())
 

@@ -152,6 +152,7 @@ class RunRecorder:
         self._unreachable: dict[str, Problem] = {}
         self._changed_count: dict[str, int] = {}
         self._changed_tasks: dict[str, list[str]] = {}
+        self._skipped: dict[str, str] = {}
 
     def _next(self) -> int:
         self._seq += 1
@@ -180,6 +181,10 @@ class RunRecorder:
 
     def failed(self, host: str, task: str, message: str) -> None:
         self._failed[host] = Problem(self._next(), "failed", task, message)
+
+    def skipped(self, host: str, reason: str) -> None:
+        """The run skipped this node on purpose (its cluster lost a server), with the reason it gave."""
+        self._skipped[host] = reason
 
     def unreachable(self, host: str, task: str, message: str) -> None:
         self._unreachable[host] = Problem(self._next(), "unreachable", task, message)
@@ -244,7 +249,7 @@ class RunRecorder:
             changed_tasks=list(self._changed_tasks.get(host, [])),
             bytes_sent=_int_or_none(verify[1].get("artifact_bytes_sent")) if verify is not None else None,
             error_task=shown.task if shown is not None else None,
-            error=shown.message if shown is not None else None,
+            error=shown.message if shown is not None else self._skipped.get(host) if state == "skipped" else None,
             verified=verify is not None,
         )
 

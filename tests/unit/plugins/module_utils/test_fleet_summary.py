@@ -185,6 +185,21 @@ def test_failed_server_of_a_cluster_that_never_reached_verify() -> None:
     assert by_name(nodes)["node4"].error == "Unable to start service k0scontroller"
 
 
+def test_agents_skipped_for_a_lost_server_carry_the_reason() -> None:
+    run = lab_run()
+    run.unreachable("node1", "Check the node against what its role needs", "ssh: connect timed out")
+    reason = "node2: skipped, because node1, the init server of cluster lab-k3s, failed or was unreachable"
+    run.skipped("node2", reason)
+    converge(run, "node4")
+    nodes = run.outcomes(failures={}, dark={"node1": 1})
+    named = by_name(nodes)
+    assert (named["node2"].state, named["node2"].error) == ("skipped", reason)
+    # node3 was skipped without a recorded reason (e.g. a --tags run): skipped, no error.
+    assert (named["node3"].state, named["node3"].error) == ("skipped", None)
+    assert named["node1"].state == "unreachable" and named["node4"].state == "ready"
+    assert retry_hosts(nodes) == ["node1", "node2", "node3"]
+
+
 def test_every_node_lost_still_gives_a_row_per_cluster() -> None:
     run = lab_run()
     for host in ("node1", "node2", "node3", "node4"):
