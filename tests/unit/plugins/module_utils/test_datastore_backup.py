@@ -239,6 +239,19 @@ def test_retention_keeps_the_newest_and_never_touches_files_not_ours(tmp_path: P
         "edgefleet-sqlite-20200101T000000000001Z.json": "{not json",
         "edgefleet-sqlite-20200101T000000000002Z.json": json.dumps({"tool": "someone-else"}),
         "state.db.pre-restore-20200101T000000000000Z": "moved aside by a restore",
+        # Our naming, a file and a manifest that names it, but written by someone else.
+        "edgefleet-sqlite-20200101T000000000003Z.db": "someone else's",
+        "edgefleet-sqlite-20200101T000000000003Z.json": json.dumps(
+            {
+                "tool": "someone-else",
+                "name": "edgefleet-sqlite-20200101T000000000003Z",
+                "kind": "sqlite",
+                "file": "edgefleet-sqlite-20200101T000000000003Z.db",
+                "created": "2020-01-01T00:00:00+00:00",
+                "sha256": "0" * 64,
+                "size": 14,
+            }
+        ),
     }
     for name, text in strangers.items():
         (backups / name).write_text(text)
@@ -253,6 +266,7 @@ def test_retention_keeps_the_newest_and_never_touches_files_not_ours(tmp_path: P
     assert sorted(result["ignored"]) == [
         "edgefleet-sqlite-20200101T000000000001Z.json",
         "edgefleet-sqlite-20200101T000000000002Z.json",
+        "edgefleet-sqlite-20200101T000000000003Z.json",
     ]
     assert result["diff"]["before"].count("\n") == 4 and result["diff"]["after"].count("\n") == 2
 
@@ -363,8 +377,9 @@ def test_restore_refuses_a_backup_whose_checksum_does_not_match(tmp_path: Path) 
         handle.write(bytes([byte[0] ^ 0xFF]))
     before = _snapshot_of(db.parent)
     params = {"datastore": "sqlite", "db_path": str(db), "backup_dir": str(tmp_path / "backups"), "backup": made.name}
-    result = b.run_restore(K3S, {**params, "manage_units": False}, False, _no_commands)
-    assert result["failed"] and "does not match its manifest" in result["msg"], result
+    for check_mode in (True, False):
+        result = b.run_restore(K3S, {**params, "manage_units": False}, check_mode, _no_commands)
+        assert result["failed"] and "does not match its manifest" in result["msg"], result
     assert _snapshot_of(db.parent) == before
 
 
