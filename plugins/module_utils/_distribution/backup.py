@@ -27,7 +27,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, sha256_file
@@ -118,9 +118,13 @@ def clean_label(label: str) -> str:
     return _LABEL_JUNK.sub("-", (label or "").lower()).strip("-")[:48].strip("-")
 
 
+# timezone.utc, not datetime.UTC: this runs on the node's Python, which may predate 3.11.
+_UTC = timezone.utc  # noqa: UP017
+
+
 def utc(now: datetime | None = None) -> datetime:
     """``now`` (or the current time) in UTC."""
-    return (now or datetime.now(UTC)).astimezone(UTC)
+    return (now or datetime.now(_UTC)).astimezone(_UTC)
 
 
 def backup_name(kind: str, now: datetime, label: str = "") -> str:
@@ -438,9 +442,10 @@ def plan_sqlite_restore(backup: Backup, db_path: str, now: datetime | None = Non
     stamp = utc(now).strftime(_STAMP)
     aside = f"{db_path}.pre-restore-{stamp}"
     plan = RestorePlan(backup, db_path)
-    for current, kept in zip(sqlite_companions(db_path), sqlite_companions(aside), strict=True):
+    kept_names = sqlite_companions(aside)
+    for index, current in enumerate(sqlite_companions(db_path)):
         if os.path.lexists(current):
-            plan.move_aside.append((current, kept))
+            plan.move_aside.append((current, kept_names[index]))
     return plan
 
 
