@@ -269,9 +269,15 @@ def ensure_dir(directory: str) -> bool:
 def _publish(tmp: str, final: str) -> None:
     """Give a finished temp file its final name without ever replacing an existing file."""
     try:
-        os.link(tmp, final)
-    except FileExistsError:
-        raise BackupError(f"{final} exists already; not overwriting it") from None
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            raise BackupError(f"{final} exists already; not overwriting it") from None
+        except OSError:
+            # A filesystem without hard links: check, then rename (no other writer uses our names).
+            if os.path.lexists(final):
+                raise BackupError(f"{final} exists already; not overwriting it") from None
+            os.rename(tmp, final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -423,7 +429,18 @@ class RestorePlan:
 
     backup: Backup
     target: str
+    aside: str
     move_aside: list[tuple[str, str]] = field(default_factory=list)
+
+    def find_current(self) -> None:
+        """The current files to move aside, as they are now (a stopping kine may checkpoint and
+        remove its WAL and shared memory between planning and restoring)."""
+        kept_names = sqlite_companions(self.aside)
+        self.move_aside = [
+            (current, kept_names[index])
+            for index, current in enumerate(sqlite_companions(self.target))
+            if os.path.lexists(current)
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -439,13 +456,8 @@ def plan_sqlite_restore(backup: Backup, db_path: str, now: datetime | None = Non
     if backup.kind != "sqlite":
         raise BackupError(f"backup {backup.name} is an {backup.kind} backup, not an SQLite one; nothing was restored")
     verify(backup)
-    stamp = utc(now).strftime(_STAMP)
-    aside = f"{db_path}.pre-restore-{stamp}"
-    plan = RestorePlan(backup, db_path)
-    kept_names = sqlite_companions(aside)
-    for index, current in enumerate(sqlite_companions(db_path)):
-        if os.path.lexists(current):
-            plan.move_aside.append((current, kept_names[index]))
+    plan = RestorePlan(backup, db_path, f"{db_path}.pre-restore-{utc(now).strftime(_STAMP)}")
+    plan.find_current()
     return plan
 
 
@@ -484,6 +496,7 @@ def sqlite_restore(plan: RestorePlan, proc_root: str = "/proc") -> None:
             raise BackupError(
                 f"{db_path}: the copy of {plan.backup.file} does not match its manifest; nothing restored"
             )
+        plan.find_current()
         # WAL and shared memory first, so the live path never holds a WAL without its database.
         for current, kept in sorted(plan.move_aside, key=lambda pair: pair[0] == db_path):
             os.rename(current, kept)

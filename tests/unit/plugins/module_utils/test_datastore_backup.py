@@ -447,6 +447,34 @@ def test_restore_stops_the_strategy_units_and_starts_them_again(tmp_path: Path) 
     assert "/registry/later" not in keys_in(db) and len(result["moved_aside"]) == 1
 
 
+def test_restore_follows_files_a_stopping_kine_removed(tmp_path: Path) -> None:
+    """kine checkpoints its WAL and removes -wal and -shm when it stops, after the restore was planned."""
+    live = tmp_path / "db"
+    live.mkdir()
+    db = live / "state.db"
+    kine_db(db, rows=3)
+    made = b.sqlite_backup(str(db), str(tmp_path / "backups"))
+    kine = sqlite3.connect(db, isolation_level=None)
+    kine.execute("PRAGMA wal_autocheckpoint=0")
+    kine.execute(INSERT, ("/registry/written-before-the-stop", b"x"))
+    assert (live / "state.db-wal").exists()
+
+    class StoppingKine(Systemd):
+        def __call__(self, argv: Sequence[str]) -> tuple[int, str, str]:
+            if list(argv)[1] == "stop":
+                kine.close()  # the last connection: checkpoints, removes -wal and -shm
+            return super().__call__(argv)
+
+    systemd = StoppingKine({"k3s.service"})
+    params = {"datastore": "sqlite", "db_path": str(db), "backup_dir": str(tmp_path / "backups"), "backup": made.name}
+    result = b.run_restore(K3S, params, False, systemd)
+    assert result["changed"] and not result.get("failed"), result
+    assert not (live / "state.db-wal").exists()
+    aside = [p for p in live.iterdir() if ".pre-restore-" in p.name]
+    assert len(aside) == 1 and "/registry/written-before-the-stop" in keys_in(aside[0])
+    assert keys_in(db) == {f"/registry/seed/s{i:08d}" for i in range(3)}
+
+
 # ----------------------------------------------------------------------------- (4) check mode writes nothing
 
 
