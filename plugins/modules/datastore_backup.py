@@ -26,7 +26,7 @@ description:
     last, so an interrupted backup leaves no manifest and is never mistaken for a complete one.
   - Retention deletes only backups of ours (a name of ours and a manifest of ours that names the file), never any
     other file in O(backup_dir).
-  - RV(changed) is true only when a backup was written (in check mode, would be).
+  - C(changed) is true only when a backup was written (in check mode, would be).
 author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
