@@ -32,8 +32,10 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import backup as b
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k0s import K0s
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k3s import K3S, K3s
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import Distribution
 
 KINE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS kine (
@@ -589,3 +591,23 @@ def test_backup_py_never_asks_which_distribution_it_is() -> None:
         and any(isinstance(part, ast.Attribute) and part.attr == "name" for part in [node.left, *node.comparators])
     ]
     assert not compares_name
+
+
+@pytest.mark.parametrize("dist", list(registry.DISTRIBUTIONS.values()), ids=list(registry.NAMES))
+def test_every_strategy_keeps_backups_on_its_data_volume(dist: Distribution) -> None:
+    # On the (possibly encrypted) data volume, so a backup is as protected as the datastore it copies.
+    assert os.path.commonpath([dist.backup_dir(), dist.data_root()]) == dist.data_root()
+    assert dist.datastore_units() == (dist.unit("server"),)
+    assert dist.facts()["backup_dir"] == dist.backup_dir()
+    snapshot = dist.etcd_snapshot_argv("/stage", "edgefleet-etcd-x")
+    restore = dist.etcd_restore_argv("/b/snap", "/b")
+    assert snapshot and snapshot[0] == dist.binary and any("/stage" in arg for arg in snapshot)
+    assert restore and restore[0] == dist.binary and any("/b/snap" in arg for arg in restore)
+
+
+def test_an_existing_backup_dir_is_made_private(tmp_path: Path) -> None:
+    loose = tmp_path / "backups"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    assert b.ensure_dir(str(loose)) and stat.S_IMODE(loose.stat().st_mode) == 0o700
+    assert not b.ensure_dir(str(loose))
