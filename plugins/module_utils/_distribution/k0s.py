@@ -182,6 +182,14 @@ class K0s(Distribution):
             create_argv=(self.binary, "token", "create", f"--role={self.role_name(role)}", "--expiry=1h"),
         )
 
+    def etcd_snapshot_argv(self, directory: str, name: str) -> list[str] | None:
+        # k0s backup writes k0s_backup_<timestamp>.tar.gz (etcd snapshot, PKI, k0s.yaml, manifests).
+        return [self.binary, "backup", f"--save-path={directory}"]
+
+    def etcd_restore_argv(self, snapshot: str, workdir: str) -> list[str] | None:
+        # The archive's k0s.yaml goes to workdir, not over the config the collection manages.
+        return [self.binary, "restore", snapshot, f"--config-out={os.path.join(workdir, 'k0s.restored.yaml')}"]
+
     def registers_node(self, role: str, exec_args: Sequence[str]) -> bool:
         # A controller runs no kubelet unless it also works (--single or --enable-worker).
         return self.normalize_role(role) == "agent" or "--single" in exec_args or "--enable-worker" in exec_args

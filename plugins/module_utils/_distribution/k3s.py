@@ -175,6 +175,15 @@ class K3s(Distribution):
     def join_token(self, role: str) -> JoinToken:
         return JoinToken(read_file=self.token_file)
 
+    def etcd_snapshot_argv(self, directory: str, name: str) -> list[str] | None:
+        # On-demand snapshot of the running server; the file is named <name>-<node>-<timestamp>.
+        return [self.binary, "etcd-snapshot", "save", "--name", name, "--dir", directory]
+
+    def etcd_restore_argv(self, snapshot: str, workdir: str) -> list[str] | None:
+        # Resets membership to this one server with the snapshot's data, then exits; start the unit
+        # again without the flags. Peers of an HA cluster must drop server/db and rejoin.
+        return [self.binary, "server", "--cluster-reset", f"--cluster-reset-restore-path={snapshot}"]
+
     def generates_token(self) -> bool:
         return True
 

@@ -219,6 +219,29 @@ class Distribution:
         """Whether a node of this role, started with these arguments, appears as a Node object."""
         return True
 
+    # ------------------------------------------------------------------ datastore backup and restore
+
+    def backup_dir(self) -> str:
+        """Where datastore backups are kept on the node: on the data volume, so a backup is as
+        protected (encrypted) as the datastore it copies."""
+        return os.path.join(self.data_root(), "edgefleet-backups")
+
+    def datastore_units(self) -> tuple[str, ...]:
+        """The units that hold the datastore open; stopped before a restore, started after it."""
+        server = self.units.get("server")
+        return (server,) if server else ()
+
+    def etcd_snapshot_argv(self, directory: str, name: str) -> list[str] | None:
+        """The distribution's own command that writes an etcd snapshot file into ``directory``
+        (an empty directory of ours); None when the distribution has none."""
+        return None
+
+    def etcd_restore_argv(self, snapshot: str, workdir: str) -> list[str] | None:
+        """The distribution's own command that restores the etcd snapshot file ``snapshot`` with the
+        server stopped; it runs to completion and exits. ``workdir`` is a directory of ours for any
+        file the command writes on the side. None when the distribution has none."""
+        return None
+
     def sqlite_servers_problem(self, servers: Sequence[str]) -> str:
         """The fleet's message for SQLite with several servers."""
         return (
@@ -259,6 +282,8 @@ class Distribution:
             "writes_secrets_encryption_config": self.writes_secrets_encryption_config,
             "cluster_cidrs": list(self.cluster_cidrs),
             "peer_ports": {proto: list(ports) for proto, ports in self.peer_ports.items()},
+            "backup_dir": self.backup_dir(),
+            "datastore_units": list(self.datastore_units()),
         }
 
 
