@@ -149,6 +149,14 @@ options:
     description: Only validate the inputs; read and write nothing on the host. Problems fail the task.
     type: bool
     default: false
+  restart_marker:
+    description:
+      - A file that records a needed restart on disk. When the effective settings or the token change, it is written
+        (mode C(0600), directory C(0700)) before the config and token files, and while it exists RV(restart_required)
+        stays true. The caller removes it once the unit has restarted, so a run killed between writing the files and
+        restarting the unit still restarts it on the next run.
+      - Not written in check mode. Without it, RV(restart_required) only reflects this call's changes.
+    type: path
 notes:
   - The known K3s keys are the table in C(plugins/module_utils/_distribution/k3s_flag_table.py); the known K0s keys
     are in C(plugins/module_utils/_distribution/k0s_schema.py).
@@ -209,9 +217,15 @@ config:
   type: dict
   sample: {"cluster-init": true, "token-file": "/etc/rancher/k3s/token", "secrets-encryption": true}
 restart_required:
-  description: True when the effective settings or the token changed, so the service must restart.
+  description: True when the effective settings or the token changed, so the service must restart, or when
+    O(restart_marker) holds a restart that an earlier run recorded and did not carry out.
     False when only formatting, key order, comments, mode or owner changed.
   returned: always
+  type: bool
+restart_pending:
+  description: True when O(restart_marker) existed before this call (an earlier run changed the files and did not
+    restart the unit).
+  returned: success
   type: bool
 unit:
   description: The systemd unit of this node's role.

@@ -13,6 +13,8 @@ The tests run in order on the same nodes, each starting from what the one before
   agent    one agent paused: every other node converges; the report and the retry file name it alone;
            after unpausing, --limit @retry converges it and it registers
   midrun   an agent paused in the middle of a run: the others finish with failed=0 and changed=0
+  killed   the controller killed (SIGKILL) inside the distribution role, then a re-run: it converges,
+           restarts what the dead run left unrestarted, no file half-written, no datastore row lost
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -130,6 +133,33 @@ class Site:
             stdin=subprocess.DEVNULL,
         )
         return self._result(proc.returncode, proc.stdout + proc.stderr, report, retry)
+
+    def run_killed(self, when_line: str, *extra: str, timeout: int = 900) -> str:
+        """A run whose controller (ansible-playbook and its workers) is killed with SIGKILL as soon as the
+        output shows ``when_line``; returns the output up to then."""
+        argv, env, _report, _retry = self._argv(*extra)
+        log = self.work / f"run-{self.count}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + timeout
+            killed = False
+            while proc.poll() is None and time.monotonic() < deadline:
+                if when_line in log.read_text():
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = True
+                    break
+                time.sleep(0.2)
+            proc.wait()
+        assert killed, f"the run never reached {when_line!r}: {log.read_text()[-3000:]}"
+        return log.read_text()
 
     def run_pausing(self, node: str, when_line: str, *extra: str, timeout: int = 900) -> Run:
         """A run during which ``node`` is paused as soon as the output shows ``when_line``."""
@@ -245,3 +275,84 @@ def test_agent_lost_in_the_middle_of_a_run_stops_nobody_else(site: Site) -> None
         assert recap[node]["changed"] == 0, (node, run.node(node)["changed"])
         assert run.node(node)["state"] == "ready", run.node(node)
     assert run.retry == ["node2"], run.retry
+
+
+K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
+AGENT_MARKER = "/var/lib/edgefleet/restart-pending/k3s-agent.service"
+CONFIGMAP_ROWS = (
+    "import sqlite3; db = sqlite3.connect('file:/var/lib/rancher/k3s/server/db/state.db?mode=ro', uri=True); "
+    "print(db.execute(\"SELECT COUNT(*) FROM kine k WHERE name LIKE '/registry/configmaps/faults/%' AND deleted = 0 "
+    'AND id = (SELECT MAX(id) FROM kine WHERE name = k.name)").fetchone()[0])'
+)
+
+
+def _exec(node: str, *argv: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["podman", "exec", "-i", CONTAINER.format(node), *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"{node}: {argv} exited {proc.returncode}: {proc.stderr[-1000:]}"
+    return proc.stdout
+
+
+def _rows(server: str) -> tuple[int, int]:
+    """ConfigMaps of the namespace faults, through the API and as live rows of kine's SQLite table."""
+    api = _exec(server, "k3s", "kubectl", "get", "configmaps", "-n", "faults", "-o", "name")
+    return len([line for line in api.split() if line.startswith("configmap/")]), int(
+        _exec(server, "python3", "-c", CONFIGMAP_ROWS).strip()
+    )
+
+
+def _sha(node: str, path: str) -> str | None:
+    proc = _podman("exec", CONTAINER.format(node), "sha256sum", path)
+    return proc.stdout.split()[0] if proc.returncode == 0 else None
+
+
+def test_controller_killed_inside_the_distribution_role_then_rerun_converges(site: Site) -> None:
+    items = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"cm-{i:03d}", "namespace": "faults"},
+            "data": {"i": str(i)},
+        }
+        for i in range(120)
+    ]
+    doc = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "faults"}}, *items],
+    }
+    _exec("node1", "k3s", "kubectl", "apply", "-f", "-", stdin=json.dumps(doc))
+    rows_before = _rows("node1")
+    assert rows_before == (120, 120), rows_before
+    want = _sha("node2", K3S_CONFIG)
+    assert want, "node2 has no K3s config after the earlier tests"
+    # Work for the distribution role on node2: its config is gone, so the run writes it again and must
+    # restart the agent. The controller dies when that restart begins.
+    _exec("node2", "rm", "-f", K3S_CONFIG)
+    out = site.run_killed("TASK [edgefleet.k8s.distribution : Enable and start or restart k3s-agent.service]")
+    assert "PLAY RECAP" not in out
+    assert _sha("node2", K3S_CONFIG) == want, "the config on node2 is not the whole file after the kill"
+    assert _podman("exec", CONTAINER.format("node2"), "test", "-f", AGENT_MARKER).returncode == 0, (
+        "the restart that the dead run owed is not recorded on node2"
+    )
+
+    rerun_started = time.time()
+    rerun = site.run()
+    assert rerun.rc == 0, rerun.tail()
+    recap = rerun.recap()
+    for node in ("node1", "node3", "node4"):
+        assert recap[node]["changed"] == 0, (node, rerun.node(node)["changed"])
+    assert recap["node2"]["changed"] >= 1 and recap["node2"]["failed"] == 0, recap
+    assert _sha("node2", K3S_CONFIG) == want
+    assert _podman("exec", CONTAINER.format("node2"), "test", "-e", AGENT_MARKER).returncode != 0
+    started = _exec("node2", "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "k3s-agent")
+    uptime = float(_exec("node2", "cat", "/proc/uptime").split()[0])
+    assert uptime - int(started) / 1e6 < time.time() - rerun_started, "the re-run did not restart the agent"
+    assert _rows("node1") == rows_before
+    assert "node2" in _registered_nodes("node1")

@@ -355,6 +355,9 @@ def _chosen_token(dist: Distribution, req: ConfigRequest, params: Mapping[str, A
     return params.get("join_token") or None
 
 
+RESTART_MARKER_TEXT = b"edgefleet.k8s: the unit must restart to load a changed config; removed after the restart\n"
+
+
 def apply_config(
     dist: Distribution,
     params: Mapping[str, Any],
@@ -436,6 +439,15 @@ def apply_config(
     diff: list[dict[str, str]] = []
     changed = False
     restart = False
+    # A restart the files need is first recorded on disk, so a run that dies between writing the files
+    # and restarting the unit still restarts it next time (the role removes the marker after the restart).
+    marker = str(params.get("restart_marker") or "")
+    pending = bool(marker) and os.path.exists(marker)
+    needs_restart = (plan.config is not None and effective_changed(dist, existing, plan.config)) or (
+        bool(req.token_file) and (token_changed or token_pending)
+    )
+    if marker and needs_restart and not pending and not check_mode:
+        atomic_write(marker, RESTART_MARKER_TEXT, 0o600, uid, gid, dir_mode=0o700)
     if plan.config is not None:
         content = render(plan.config, module_name)
         if needs_write(path, content, dist.config_mode, uid, gid):
@@ -468,7 +480,8 @@ def apply_config(
                 atomic_write(req.token_file, token_content, 0o600, uid, gid, dir_mode=0o700)
         restart = restart or token_changed or token_pending
     result["changed"] = changed
-    result["restart_required"] = restart
+    result["restart_required"] = restart or pending
+    result["restart_pending"] = pending
     result["token_changed"] = token_changed
     result["diff"] = diff
     return result
@@ -500,6 +513,7 @@ def argument_spec(names: Sequence[str], role_names: Sequence[str]) -> dict[str, 
         "join_token": {"type": "str", "no_log": True},
         "generate_token": {"type": "bool", "default": True},
         "validate_only": {"type": "bool", "default": False},
+        "restart_marker": {"type": "path"},
     }
 
 

@@ -143,3 +143,35 @@ def test_documented_options_are_the_argument_spec() -> None:
         assert doc[name].get("choices") == option.get("choices"), name
         assert doc[name].get("default") == option.get("default"), name
         assert bool(doc[name].get("required")) == bool(option.get("required")), name
+
+
+def test_a_restart_recorded_before_the_files_survives_a_run_that_died(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "restart-pending" / "k3s.service"
+    args = {
+        "distribution": "k3s",
+        "role": "server",
+        "host": "node1",
+        "path": str(tmp_path / "config.yaml"),
+        "token_file": str(tmp_path / "token"),
+        "generate_token": True,
+        "settings": {"node-name": "node1"},
+        "restart_marker": str(marker),
+        "_ansible_check_mode": True,
+    }
+    check = _run(args, capsys)
+    assert check["restart_required"] and not marker.exists(), "check mode wrote the restart marker"
+    args["_ansible_check_mode"] = False
+    first = _run(args, capsys)
+    assert first["changed"] and first["restart_required"] and not first["restart_pending"]
+    assert marker.is_file() and stat.S_IMODE(marker.stat().st_mode) == 0o600
+    assert stat.S_IMODE(marker.parent.stat().st_mode) == 0o700
+    # The run died before the restart: the files are in place, the marker still says restart.
+    again = _run(args, capsys)
+    assert not again["changed"] and again["restart_required"] and again["restart_pending"]
+    # The restart happened and the role removed the marker: nothing left to do.
+    marker.unlink()
+    done = _run(args, capsys)
+    assert not done["changed"] and not done["restart_required"] and not done["restart_pending"]
+    assert not marker.exists()
