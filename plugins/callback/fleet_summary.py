@@ -22,6 +22,8 @@ description:
   - With O(report_path) set, writes a JSON report - one record per cluster and per node with its state, version,
     changed tasks, bytes sent and error. With O(retry_path) set, writes the nodes to retry, one a line, for
     C(--limit @file). docs/fleet-report.md describes both files.
+  - During a task that retries (a wait for C(/readyz) or for a node to register), prints one line naming the nodes
+    still waited for and the time left at most, whenever that set changes and at most every 30 seconds otherwise.
   - Enable it with C(ANSIBLE_CALLBACKS_ENABLED=edgefleet.k8s.fleet_summary) or C(callbacks_enabled) in ansible.cfg.
 requirements:
   - enable in configuration
@@ -51,6 +53,7 @@ options:
 
 import json
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +61,7 @@ from ansible import context
 from ansible.inventory.helpers import get_group_vars
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_progress import WaitTracker
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_summary import (
     INVENTORY_VARS,
     RunInfo,
@@ -99,6 +103,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
         self._run = RunRecorder()
         self._playbooks: list[str] = []
         self._started = _now()
+        self._waits = WaitTracker(lambda line: self._display.display(f"edgefleet: {line}"), time.monotonic)
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
         self._playbooks.append(str(getattr(playbook, "_file_name", "") or ""))
@@ -116,7 +121,26 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
                 continue
             self._run.add_host(name, _inventory_vars(host))
 
+    def v2_runner_retry(self, result: Any) -> None:
+        res = result._result
+        delay = getattr(result._task, "delay", 0) or 0
+        self._waits.retry(
+            str(result._task._uuid),
+            result._task.get_name(),
+            result._host.get_name(),
+            int(res.get("retries", 0) or 0),
+            int(res.get("attempts", 0) or 0),
+            float(delay),
+        )
+
+    def _done(self, result: Any) -> None:
+        self._waits.done(str(result._task._uuid), result._host.get_name())
+
+    def v2_runner_on_skipped(self, result: Any) -> None:
+        self._done(result)
+
     def v2_runner_on_ok(self, result: Any) -> None:
+        self._done(result)
         host = result._host.get_name()
         facts = result._result.get("ansible_facts") or {}
         verify = facts.get("edgefleet_verify")
@@ -129,6 +153,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
             self._run.changed(host, result._task.get_name())
 
     def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
+        self._done(result)
         host = result._host.get_name()
         if ignore_errors:
             if result._result.get("changed"):
@@ -137,6 +162,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
         self._run.failed(host, result._task.get_name(), error_message(result._result))
 
     def v2_runner_on_unreachable(self, result: Any) -> None:
+        self._done(result)
         self._run.unreachable(result._host.get_name(), result._task.get_name(), error_message(result._result))
 
     def v2_playbook_on_stats(self, stats: Any) -> None:

@@ -279,3 +279,51 @@ def test_no_table_without_fleet_hosts(fleet: Path) -> None:
     assert "the controller is no fleet node" in only_controller.stdout
     assert "EDGEFLEET SUMMARY" not in only_controller.stdout
     assert not (fleet / "out").exists()
+
+
+WAIT_PLAYBOOK = """\
+- name: Wait
+  hosts: edgefleet
+  gather_facts: false
+  tasks:
+    - name: Wait for the flag file
+      ansible.builtin.command: "test -e {{ flag_dir }}/{{ inventory_hostname }}"
+      register: waited
+      until: waited.rc == 0
+      retries: 3
+      delay: 1
+      changed_when: false
+"""
+
+
+def test_one_progress_line_names_the_nodes_still_waited_for(fleet: Path) -> None:
+    flags = fleet / "flags"
+    flags.mkdir()
+    (flags / "a1").touch()
+    (fleet / "wait.yml").write_text(WAIT_PLAYBOOK)
+    proc = subprocess.run(
+        [
+            str(ANSIBLE_PLAYBOOK),
+            "-i",
+            str(fleet / "test.fleet.yml"),
+            str(fleet / "wait.yml"),
+            "--limit",
+            "a1,b1,b2",
+            "-e",
+            f"flag_dir={flags}",
+        ],
+        cwd=fleet,
+        env={**os.environ, "ANSIBLE_CONFIG": str(fleet / "ansible.cfg"), "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("edgefleet: waiting")]
+    assert lines, proc.stdout
+    # a1 found its flag at once: only b1 and b2 are named, with the time their remaining attempts may take
+    # (retries: 3 is four attempts, one second apart; after the first, three seconds at most).
+    assert "edgefleet: waiting for 2 node(s) at 'Wait for the flag file': b1, b2; at most 3 s left" in lines, lines
+    assert all("a1" not in line for line in lines)
+    # Not one line per node and attempt (Ansible's own FAILED - RETRYING lines do that).
+    assert len(lines) < proc.stdout.count("FAILED - RETRYING"), proc.stdout
