@@ -56,7 +56,9 @@ def describe(value: object) -> str:
     elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         text = text_of(value)
     elif value is None or isinstance(value, (bool, int, float)):
-        text = f"{value!r} ({type(value).__name__})"
+        # the base type: option values from Ansible carry tagged subclasses of int and str
+        kind = next((k for k in (bool, int, float) if isinstance(value, k)), type(value)).__name__
+        text = f"{value!r} ({kind})"
     elif isinstance(value, dict):
         text = f"a mapping with keys {sorted(text_of(k) for k in value)[:8]}"
     elif isinstance(value, list):
