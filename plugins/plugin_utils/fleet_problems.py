@@ -55,7 +55,9 @@ def describe(value: object) -> str:
         text = repr(value)
     elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         text = text_of(value)
-    elif value is None or isinstance(value, (bool, int, float)):
+    elif value is None:
+        text = "null"
+    elif isinstance(value, (bool, int, float)):
         # the base type: option values from Ansible carry tagged subclasses of int and str
         kind = next((k for k in (bool, int, float) if isinstance(value, k)), type(value)).__name__
         text = f"{value!r} ({kind})"
@@ -65,8 +67,12 @@ def describe(value: object) -> str:
         text = f"a list of {len(value)} item(s)"
     elif isinstance(value, (datetime.date, datetime.datetime)):
         text = f"{value.isoformat()} (a {type(value).__name__}: YAML reads an unquoted date as a timestamp)"
-    elif isinstance(value, (set, tuple, bytes)):
-        text = f"a {type(value).__name__} of {len(value)} item(s)"
+    elif isinstance(value, bytes):
+        text = f"binary data of {len(value)} byte(s) (a !!binary value)"
+    elif isinstance(value, set):
+        text = f"a set of {len(value)} item(s) (a !!set value)"
+    elif isinstance(value, tuple):
+        text = f"a pair {describe(value[0]) if value else ''} (an entry of a !!omap or !!pairs value)"
     else:
         text = f"a {type(value).__name__}"
     return text if len(text) <= 120 else text[:117] + "..."

@@ -475,6 +475,16 @@ def read_fleet_file(path: str, problems: Problems, limits: Limits, plugin_names:
     return data
 
 
+def _emptiness(data: object) -> str:
+    if data is None:
+        return "nothing, or null"
+    if data == []:
+        return "an empty list"
+    if data == {}:
+        return "an empty mapping"
+    return "only empty keys"
+
+
 def read_sources(sources: t.Sequence[Source], problems: Problems, limits: Limits) -> list[tuple[str, t.Any]]:
     """(file, data) of every source file that holds something; an empty one is a problem unless allowed."""
     documents: list[tuple[str, t.Any]] = []
@@ -490,7 +500,7 @@ def read_sources(sources: t.Sequence[Source], problems: Problems, limits: Limits
                     None,
                     None,
                     "(file)",
-                    f"is empty (found {describe(data)}): it holds no site, defaults or overlays; "
+                    f"is empty (found {_emptiness(data)}): it holds no site, defaults or overlays; "
                     "allow_empty: true on the source (or the plugin option) accepts that",
                 )
             continue
