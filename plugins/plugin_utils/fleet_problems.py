@@ -78,6 +78,20 @@ def describe(value: object) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+# Control characters have no name in the Unicode database; these are the ones met in files.
+_CONTROL_NAMES = {
+    0x00: "NULL",
+    0x09: "CHARACTER TABULATION",
+    0x0A: "LINE FEED",
+    0x0D: "CARRIAGE RETURN",
+    0x7F: "DELETE",
+}
+
+
+def _char_name(char: str) -> str:
+    return unicodedata.name(char, "") or _CONTROL_NAMES.get(ord(char), "(a control character)")
+
+
 def odd_characters(value: str, limit: int = 3) -> str:
     """Where a string holds characters outside printable ASCII, which a repr may show as look-alikes.
 
@@ -86,7 +100,7 @@ def odd_characters(value: str, limit: int = 3) -> str:
     found = [(i, c) for i, c in enumerate(value, 1) if not " " <= c <= "~"]
     if not found:
         return ""
-    parts = [f"U+{ord(c):04X} {unicodedata.name(c, 'a control character')} at position {i}" for i, c in found[:limit]]
+    parts = [f"U+{ord(c):04X} {_char_name(c)} at position {i}" for i, c in found[:limit]]
     if len(found) > limit:
         parts.append(f"{len(found) - limit} more")
     return f" ({', '.join(parts)})"

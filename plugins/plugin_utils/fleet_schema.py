@@ -187,7 +187,7 @@ def url_credentials(value: str) -> str:
             return "a user name and password before '@'"
         if scheme not in _LOGIN_SCHEMES:
             return (
-                f"a user name or token before '@' (in a {scheme or 'URL'} login it is a credential; "
+                f"a user name or token before '@' (in a {scheme or 'schemeless'} URL that is a credential; "
                 "only SSH and database URLs may name a user)"
             )
     elif "://" not in value and not _SCP_LIKE_RE.fullmatch(value) and ":" in value.partition("@")[0]:
@@ -359,7 +359,7 @@ def _check_vars(ctx: Ctx, key: str, value: object) -> dict[str, t.Any] | None:
     return t.cast(dict[str, t.Any], value) if ok else None
 
 
-def _check_text(ctx: Ctx, key: str, value: object, what: str) -> str | None:
+def _check_text(ctx: Ctx, key: str, value: object, what: str, instead: str) -> str | None:
     """A free-form string (URL, endpoint): printable, not an option (leading '-'), no credentials."""
     if not isinstance(value, str) or not value:
         ctx.bad_value(key, value, f"a non-empty string: {what}")
@@ -368,8 +368,7 @@ def _check_text(ctx: Ctx, key: str, value: object, what: str) -> str | None:
     if credentials:
         ctx.error(
             key,
-            f"found {redact(value)!r}, which holds {credentials}; allowed: {what} without credentials "
-            "(use an SSH deploy key, or credentials from ansible-vault)",
+            f"found {redact(value)!r}, which holds {credentials}; allowed: {what} without credentials ({instead})",
         )
         return None
     if not value.isprintable() or value.startswith("-"):
@@ -418,7 +417,13 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
     if "datastore_endpoint" in data:
         keep(
             "datastore_endpoint",
-            _check_text(ctx, "datastore_endpoint", data["datastore_endpoint"], "an endpoint reference"),
+            _check_text(
+                ctx,
+                "datastore_endpoint",
+                data["datastore_endpoint"],
+                "an endpoint reference",
+                "the datastore's credentials go in ansible-vault",
+            ),
         )
     if "arch" in data:
         keep("arch", _check_choice(ctx, "arch", data["arch"], ARCHES))
@@ -438,7 +443,9 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
                 else:
                     good["engine"] = value
             if "repo" in gitops:
-                value = _check_text(gctx, "repo", gitops["repo"], "a Git URL")
+                value = _check_text(
+                    gctx, "repo", gitops["repo"], "a Git URL", "use an SSH deploy key, or a token from ansible-vault"
+                )
                 if value is None:
                     bad.add("gitops.repo")
                 else:

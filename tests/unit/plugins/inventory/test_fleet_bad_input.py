@@ -275,6 +275,7 @@ def test_extra_groups_may_not_name_the_plugins_groups(tmp_path: Path, group: str
         ("sites[0].groups[0]", site_with(groups='["canary\\n"]')),
         ("sites[0].labels.ring", site_with(labels='{ring: "pilot\\n"}')),
         ("sites[0].vars.x", site_with(vars='{"x\\n": 1}')),
+        ("overlays.rules[0].overlay", HEAD + 'overlays: {rules: [{slot: base, overlay: "hardening\\n"}]}\n' + SITE),
     ],
 )
 def test_names_are_matched_in_full(tmp_path: Path, where: str, text: str) -> None:
