@@ -28,6 +28,7 @@ help:
 	@echo "make demo    bring up the edge lab, provision it with playbooks/site.yml, print the fleet summary"
 	@echo "make test    every gate and test (lint, sanity, units, lab integration)"
 	@echo "make bench   inventory and fleet benchmarks (figures and ratios)"
+	@echo "make fuzz    the fleet registry fuzzer at length (10,000 mutated fleets; make units runs 500)"
 	@echo "make lab-up [NODES=n] / lab-down / lab-vm-up / lab-vm-down"
 
 $(VENV)/.ready:

@@ -20,6 +20,12 @@ description:
   - Registry files are parsed with the libyaml safe loader (or JSON) directly, not through Ansible's data loader.
     Fleet facts are data, and a fact holding template markers is never templated. Strings under a site's or node's
     C(vars) are trusted as templates, like values in a YAML inventory.
+  - Reading is bounded (O(max_file_size), O(max_depth), O(max_alias_nodes)); duplicate keys, recursive aliases and
+    C(vars) values that are not JSON data are errors.
+  - Enable only the inventory plugins you use, C(edgefleet.k8s.fleet) first. Each enabled plugin that accepts the
+    file name also tries a fleet file this plugin refused and prints its own warning; C(ansible.builtin.auto)
+    repeats this plugin's message and C(ansible.builtin.ini) may even read an empty fleet file as an empty
+    inventory. See C(docs/fleet-schema.md) for the recommended C(ansible.cfg).
   - The schema is described in the collection's C(docs/fleet-schema.md), overlay rules in C(docs/overlays.md).
 options:
   plugin:
@@ -33,9 +39,54 @@ options:
       - A directory is read recursively in sorted order; hidden files and directories are skipped.
       - A source document is a registry mapping (C(defaults), C(overlays), C(sites)), one site (a mapping
         with C(name) and C(nodes)), or a list of sites.
+      - "An entry is a path, or a mapping with C(path) and C(allow_empty) (a boolean, default O(allow_empty)):
+        C({path: sites/, allow_empty: true}) accepts empty files in, and no file at all under, that path."
     type: list
-    elements: str
+    elements: raw
     default: []
+  allow_empty:
+    description:
+      - Accept empty registry files (nothing, C(null), C([]) or C({})), source directories holding no file,
+        and a fleet with no sites at all. Without it each is an error naming the file, so that sites cannot
+        vanish unnoticed.
+      - For a registry still being filled; per source, give C(allow_empty) on the O(sources) entry instead.
+    type: bool
+    default: false
+  max_file_size:
+    description:
+      - The largest registry file (the fleet file and each source file) in bytes.
+      - The fleet file itself is read with the value from C(ansible.cfg) or the environment, the sources with
+        the value from the fleet file.
+    type: int
+    default: 67108864
+    env:
+      - name: EDGEFLEET_FLEET_MAX_FILE_SIZE
+    ini:
+      - section: edgefleet.k8s.fleet
+        key: max_file_size
+  max_depth:
+    description:
+      - The deepest nesting of mappings and lists in a registry file (the document itself is level 1),
+        counted with aliases expanded. At most 128, which C(ansible-inventory) and templating can still handle.
+    type: int
+    default: 64
+    env:
+      - name: EDGEFLEET_FLEET_MAX_DEPTH
+    ini:
+      - section: edgefleet.k8s.fleet
+        key: max_depth
+  max_alias_nodes:
+    description:
+      - How many nodes YAML aliases may add to a registry file when expanded, or as many as the file holds
+        itself if that is more, so expansion stays linear in the size of the file. Bounds alias "bombs".
+      - A recursive alias (an anchor used inside itself) is always an error.
+    type: int
+    default: 100000
+    env:
+      - name: EDGEFLEET_FLEET_MAX_ALIAS_NODES
+    ini:
+      - section: edgefleet.k8s.fleet
+        key: max_alias_nodes
   defaults:
     description:
       - Fleet-wide settings that every site inherits and may override
@@ -99,11 +150,24 @@ groups:
 import os
 import typing as t
 
-from ansible.errors import AnsibleParserError
+from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import FleetError, Problems, did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import (
+    FleetError,
+    Problems,
+    did_you_mean,
+    text_of,
+)
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import PUBLISHED_VARS, build_plan
-from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_sources import expand_sources, load_file, stamp
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_sources import (
+    Limits,
+    Source,
+    expand_sources,
+    limits_from,
+    read_fleet_file,
+    read_sources,
+    stamp,
+)
 
 try:
     from ansible.template import trust_as_template as _trust_str
@@ -115,6 +179,21 @@ except ImportError:  # ansible-core < 2.19: no template trust
 
 _CACHE_FORMAT = 1
 _REGISTRY_OPTIONS = ("defaults", "overlays", "sites")
+_LIMIT_OPTIONS = ("max_file_size", "max_depth", "max_alias_nodes")
+
+
+class FleetParserError(AnsibleParserError):  # type: ignore[misc]
+    """The plugin's error. Its message names file, site, node and key (and line) itself, so it carries no
+    source context: Ansible then prints the message once, not once as a summary and again under it."""
+
+    @property
+    def _formatted_source_context(self) -> str | None:
+        return None
+
+
+def _fail(problems: Problems) -> None:
+    if problems.errors:
+        raise FleetParserError(str(FleetError(problems.errors)))
 
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
@@ -157,26 +236,40 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
 
     def parse(self, inventory: t.Any, loader: t.Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache=cache)
-        config = self._read_config_data(path)
         problems = Problems()
-        unknown = [k for k in config if k != "plugin" and k not in self._options]
-        for key in unknown:
-            problems.error(
-                path,
-                None,
-                None,
-                str(key),
-                f"unknown key in the fleet file{did_you_mean(str(key), self._options)}; allowed: plugin, "
-                + ", ".join(sorted(self._options)),
-            )
+        try:
+            # ansible.cfg, environment, defaults: the limits for reading the fleet file itself
+            self.set_options(direct={"plugin": self.NAME}, var_options=self._vars)
+        except AnsibleError as exc:
+            raise FleetParserError(f"{path}: {exc.message}") from None
+        limits = limits_from({k: self.get_option(k) for k in _LIMIT_OPTIONS}, problems, "ansible.cfg/environment")
+        _fail(problems)
+        raw = read_fleet_file(path, problems, limits, getattr(self, "_redirected_names", None) or [self.NAME])
+        _fail(problems)
+        try:
+            self._read_config_data(path)
+        except AnsibleError as exc:  # an option of the wrong type: Ansible's message, with the file
+            raise FleetParserError(f"{path}: {exc.message}") from None
+        for key in raw:
+            if key != "plugin" and key not in self._options:
+                name = text_of(key)
+                problems.error(
+                    path,
+                    None,
+                    None,
+                    name,
+                    f"unknown key in the fleet file{did_you_mean(name, self._options)}; allowed: plugin, "
+                    + ", ".join(sorted(self._options)),
+                )
+        limits = limits_from({k: self.get_option(k) for k in _LIMIT_OPTIONS}, problems, path)
+        allow_empty = bool(self.get_option("allow_empty"))
         sources = self.get_option("sources") or []
-        files = expand_sources(os.path.dirname(os.path.abspath(path)), sources, problems, path)
-        if problems.errors:
-            raise AnsibleParserError(str(FleetError(problems.errors)))
+        files = expand_sources(os.path.dirname(os.path.abspath(path)), sources, problems, path, allow_empty)
+        _fail(problems)
 
         cache_key = self.get_cache_key(path)
         use_cache = bool(self.get_option("cache"))
-        source_stamp = stamp([os.path.abspath(path), *files])
+        source_stamp = stamp([os.path.abspath(path), *(f.path for f in files)])
         plan: dict[str, t.Any] | None = None
         if use_cache and cache:
             try:
@@ -190,28 +283,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
             ):
                 plan = cached.get("plan")
         if plan is None:
-            plan = self._build(path, config, files)
+            plan = self._build(path, raw, files, limits, allow_empty)
             if use_cache:
                 self._cache[cache_key] = {"format": _CACHE_FORMAT, "stamp": source_stamp, "plan": plan}
         self._populate(plan)
 
-    def _build(self, path: str, config: dict[str, t.Any], files: list[str]) -> dict[str, t.Any]:
+    def _build(
+        self, path: str, raw: dict[str, t.Any], files: list[Source], limits: Limits, allow_empty: bool
+    ) -> dict[str, t.Any]:
         problems = Problems()
         documents: list[tuple[str, t.Any]] = []
-        if any(config.get(k) is not None for k in _REGISTRY_OPTIONS):
-            # Re-read the registry part as plain data (no origin tags, no template trust), like the sources.
-            raw = load_file(path, problems)
-            if isinstance(raw, dict):
-                documents.append((path, {k: raw[k] for k in _REGISTRY_OPTIONS if raw.get(k) is not None}))
-        for file in files:
-            data = load_file(file, problems)
-            if data is not None:
-                documents.append((file, data))
+        inline = {k: raw[k] for k in _REGISTRY_OPTIONS if raw.get(k) is not None}
+        if inline:  # the registry part of the fleet file, as read by the registry's loader (plain data)
+            documents.append((path, inline))
+        documents.extend(read_sources(files, problems, limits))
         try:
-            problems.raise_if_errors()
-            plan, warnings = build_plan(documents)
+            _fail(problems)
+            plan, warnings = build_plan(documents, allow_empty)
         except FleetError as exc:
-            raise AnsibleParserError(str(exc)) from None
+            raise FleetParserError(str(exc)) from None
         for warning in warnings:
             self.display.warning(f"edgefleet.k8s.fleet: {warning}")
         return plan
@@ -253,6 +343,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
                 for group_obj in role_groups[tuple(node["groups"])]:
                     group_obj.add_host(host)
                 if construct:
-                    self._set_composite_vars(compose, host_vars, name, strict=strict)
-                    self._add_host_to_composed_groups(cgroups, host_vars, name, strict=strict)
-                    self._add_host_to_keyed_groups(keyed, host_vars, name, strict=strict)
+                    self._construct(compose, cgroups, keyed, strict, host_vars, name)
+
+    def _construct(
+        self, compose: t.Any, cgroups: t.Any, keyed: t.Any, strict: bool, host_vars: t.Any, name: str
+    ) -> None:
+        """compose, groups and keyed_groups on one host; a failure of these templates is a clean error too."""
+        try:
+            self._set_composite_vars(compose, host_vars, name, strict=strict)
+            self._add_host_to_composed_groups(cgroups, host_vars, name, strict=strict)
+            self._add_host_to_keyed_groups(keyed, host_vars, name, strict=strict)
+        except AnsibleError:
+            raise
+        except Exception as exc:
+            raise FleetParserError(
+                f"compose, groups or keyed_groups failed on host {name!r}: {type(exc).__name__}: {exc}"
+            ) from None

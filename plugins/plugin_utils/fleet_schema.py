@@ -10,8 +10,10 @@ or FleetError listing every problem found. See docs/fleet-schema.md.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import typing as t
+from urllib.parse import urlsplit
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as _gitops
@@ -20,7 +22,9 @@ from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems impor
     FleetError,
     Problem,
     Problems,
+    describe,
     did_you_mean,
+    text_of,
 )
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.overlays import (
     DEFAULT_CONFIG,
@@ -90,28 +94,167 @@ PUBLISHED_VARS = frozenset(
     )
 )
 
-_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NUMERIC_RE = re.compile(r"^[0-9.]+$")  # looks like an IP address but is not one
-_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# Every pattern is used with fullmatch: `$` would also match before a final newline ("ber-01\n").
+_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NUMERIC_RE = re.compile(r"[0-9.]+")  # looks like an IP address but is not one
+_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL_KEY_RE = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 # Upstream tags carry the distribution in their build metadata (v1.31.4+k3s1,
 # v1.31.3+k0s.0), and a version must carry build metadata: it names the build
 # the bundle holds. Other build metadata (a site's own build, the lab's
 # stand-in "+lab") is allowed; a tag that names the other distribution is not.
-_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?\+(?P<build>[0-9A-Za-z.-]+)$")
+_VERSION_RE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?\+(?P<build>[0-9A-Za-z.-]+)")
 
 
 def _version_ok(distribution: str, version: str) -> bool:
     """A release version with build metadata that does not name another distribution."""
-    found = _VERSION_RE.match(version)
+    found = _VERSION_RE.fullmatch(version)
     if not found:
         return False
     return not any(found.group("build").startswith(other) for other in DISTRIBUTIONS if other != distribution)
 
 
-_ENDPOINT_SECRET_RE = re.compile(r"://[^/@]*:[^/@]*@|password=", re.IGNORECASE)
+# Groups the plugin publishes (and Ansible's own): no host and no extra group may take these names.
+ROLE_GROUPS: tuple[str, ...] = tuple(
+    group for d in registry.DISTRIBUTIONS.values() for group in (d.server_group, d.agent_group)
+)
+RESERVED_GROUPS: tuple[str, ...] = ("all", "ungrouped", "edgefleet", *DISTRIBUTIONS, "servers", "agents", *ROLE_GROUPS)
+RESERVED_PREFIXES: tuple[str, ...] = ("cluster_", "region_", "model_", "channel_")
+RESERVED_TEXT = ", ".join((*RESERVED_GROUPS, *(p + "*" for p in RESERVED_PREFIXES)))
+
+
+def is_reserved(group: str) -> bool:
+    return group in RESERVED_GROUPS or group.startswith(RESERVED_PREFIXES)
+
+
+# Credentials in URLs and connection strings. A user name before '@' is a login only where the
+# scheme authenticates otherwise (SSH keys, a database's own password file); over HTTP(S) and
+# elsewhere a lone user name is how tokens travel (https://<token>@host/). A key=value pair
+# anywhere (query string, DSN keyword) whose key names a secret is refused too.
+_LOGIN_SCHEMES = frozenset(("ssh", "git+ssh", "ssh+git", "postgres", "postgresql", "mysql"))
+_SCP_LIKE_RE = re.compile(r"[A-Za-z0-9._-]+@[^/:@]+:.*", re.DOTALL)  # git@host:org/repo.git
+_KEY_VALUE_RE = re.compile(r"([A-Za-z0-9_.-]+)=([^&;#\s]*)")
+_WORD_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+_SECRET_WORDS = frozenset(
+    (
+        "token",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "credential",
+        "credentials",
+        "signature",
+        "sig",
+        "key",
+        "apikey",
+        "auth",
+        "authorization",
+        "session",
+        "jwt",
+        "bearer",
+    )
+)
+_SECRET_PARTS = ("token", "passw", "secret", "apikey", "credential")
+
+
+def is_secret_key(key: str) -> bool:
+    """A parameter name that holds a secret: access_token, private_token, X-Amz-Signature, sig, password..."""
+    lowered = key.lower()
+    if any(part in lowered for part in _SECRET_PARTS):
+        return True
+    return any(word.lower() in _SECRET_WORDS for word in _WORD_RE.findall(key))
+
+
+def url_credentials(value: str) -> str:
+    """What in a URL or connection string carries a credential ('' if nothing), never the secret itself."""
+    found = [key for key, _ in _KEY_VALUE_RE.findall(value) if is_secret_key(key)]
+    if found:
+        return f"a secret parameter ({', '.join(dict.fromkeys(found))}=)"
+    if "@" not in value:
+        return ""
+    try:
+        parts = urlsplit(value)
+        netloc, scheme = parts.netloc, parts.scheme.lower()
+    except ValueError:  # not a URL urlsplit can take apart: any '@' after '://' may hide a user
+        netloc, scheme = (value.split("://", 1)[1].split("/", 1)[0], "") if "://" in value else ("", "")
+    if "@" in netloc:
+        userinfo = netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            return "a user name and password before '@'"
+        if scheme not in _LOGIN_SCHEMES:
+            return (
+                f"a user name or token before '@' (in a {scheme or 'schemeless'} URL that is a credential; "
+                "only SSH and database URLs may name a user)"
+            )
+    elif "://" not in value and not _SCP_LIKE_RE.fullmatch(value) and ":" in value.partition("@")[0]:
+        return "a user name and password before '@'"
+    return ""
+
+
+def redact(value: str) -> str:
+    """The URL with whatever may be a credential replaced by '***', for messages."""
+    value = re.sub(r"(://)[^/@]*@", r"\1***@", value)
+    return _KEY_VALUE_RE.sub(lambda m: f"{m.group(1)}=***" if is_secret_key(m.group(1)) else m.group(0), value)
+
+
+def _branch_ok(value: str) -> bool:
+    """A Git branch name (git check-ref-format): nothing a command line could take for an option or a range."""
+    return (
+        bool(value)
+        and value.isascii()
+        and value.isprintable()
+        and not value.startswith(("-", "/", "."))
+        and not value.endswith(("/", ".", ".lock"))
+        and not any(c in value for c in " ~^:?*[\\")
+        and ".." not in value
+        and "@{" not in value
+        and "//" not in value
+        and "/." not in value
+        and value != "@"
+    )
+
+
+_JSON_ALLOWED = "JSON data: strings, numbers, true/false, null, lists and mappings with string keys"
+
+
+def json_problem(value: object) -> tuple[str, str] | None:
+    """(key path suffix, what is wrong) for the first value `ansible-inventory --list` and the cache could not
+    carry as it is, or None. Dates, binary, sets and pairs from YAML tags, non-string keys, NaN and infinities,
+    integers wider than 64 bits and strings that are not valid Unicode are refused."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return (
+                    where,
+                    f"found a string holding U+{ord(item[exc.start]):04X}, a lone surrogate (not Unicode text)",
+                )
+        elif item is None or isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not -(2**63) <= item < 2**64:
+                return where, f"found {describe(item)}, allowed: integers of at most 64 bits (quote a longer number)"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return where, f"found {item!r} (float), allowed: a finite number (quote it for a string)"
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return f"{where}.{text_of(key)}", f"found the key {describe(key)}, allowed: string keys (quote it)"
+                stack.append((child, f"{where}.{key}"))
+        else:
+            return where, f"found {describe(item)}, allowed: {_JSON_ALLOWED}"
+    return None
+
 
 DQLITE_MESSAGE = (
     "found 'dqlite', which no supported distribution offers: K3s's experimental dqlite HA was replaced by "
@@ -123,7 +266,7 @@ Plan = dict[str, t.Any]
 
 
 def _is_label(value: object) -> bool:
-    return isinstance(value, str) and _LABEL_RE.match(value) is not None
+    return isinstance(value, str) and _LABEL_RE.fullmatch(value) is not None
 
 
 def _check_name(ctx: Ctx, key: str, value: object, what: str) -> str | None:
@@ -139,10 +282,13 @@ def _check_node_name(ctx: Ctx, key: str, value: object) -> str | None:
     if (
         isinstance(value, str)
         and len(value) <= 253
-        and _SUBDOMAIN_RE.match(value)
+        and _SUBDOMAIN_RE.fullmatch(value)
         and all(len(part) <= 63 for part in value.split("."))
     ):
-        return value
+        if not is_reserved(value):
+            return value
+        ctx.bad_value(key, value, f"a node name that is not a group name; reserved: {RESERVED_TEXT}")
+        return None
     ctx.bad_value(key, value, "a DNS-1123 subdomain for the node name: a-z, 0-9, '-' and '.', at most 253 characters")
     return None
 
@@ -152,7 +298,7 @@ def _check_address(ctx: Ctx, key: str, value: object) -> str | None:
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
-            if len(value) <= 253 and _SUBDOMAIN_RE.match(value) and not _NUMERIC_RE.match(value):
+            if len(value) <= 253 and _SUBDOMAIN_RE.fullmatch(value) and not _NUMERIC_RE.fullmatch(value):
                 return value
     ctx.bad_value(key, value, "an IPv4/IPv6 address or a DNS-1123 host name")
     return None
@@ -174,12 +320,14 @@ def _check_labels(ctx: Ctx, key: str, value: object) -> dict[str, str] | None:
         return None
     ok = True
     for lkey, lval in value.items():
-        if not isinstance(lkey, str) or not _LABEL_KEY_RE.match(lkey):
+        if not isinstance(lkey, str) or not _LABEL_KEY_RE.fullmatch(lkey):
             ctx.bad_value(
-                f"{key}.{lkey}", lkey, "a Kubernetes label name (optional 'prefix/' then 1-63 of A-Z a-z 0-9 - _ .)"
+                f"{key}.{text_of(lkey)}",
+                lkey,
+                "a Kubernetes label name (optional 'prefix/' then 1-63 of A-Z a-z 0-9 - _ .)",
             )
             ok = False
-        elif not isinstance(lval, str) or not _LABEL_VALUE_RE.match(lval):
+        elif not isinstance(lval, str) or not _LABEL_VALUE_RE.fullmatch(lval):
             ctx.bad_value(
                 f"{key}.{lkey}", lval, "a string Kubernetes label value (0-63 of A-Z a-z 0-9 - _ .); quote numbers"
             )
@@ -194,90 +342,132 @@ def _check_vars(ctx: Ctx, key: str, value: object) -> dict[str, t.Any] | None:
         ctx.bad_value(key, value, "a mapping of variable name to value")
         return None
     ok = True
-    for vkey in value:
-        if not isinstance(vkey, str) or not _VAR_RE.match(vkey):
-            ctx.bad_value(f"{key}.{vkey}", vkey, "a valid Ansible variable name (letters, digits, '_')")
+    for vkey, vval in value.items():
+        if not isinstance(vkey, str) or not _VAR_RE.fullmatch(vkey):
+            ctx.bad_value(f"{key}.{text_of(vkey)}", vkey, "a valid Ansible variable name (letters, digits, '_')")
             ok = False
         elif vkey in PUBLISHED_VARS:
             ctx.error(
                 f"{key}.{vkey}", "is published by the fleet plugin and cannot be set through vars:; set the fleet key"
             )
             ok = False
+        else:
+            problem = json_problem(vval)
+            if problem is not None:
+                ctx.error(f"{key}.{vkey}{problem[0]}", problem[1])
+                ok = False
     return t.cast(dict[str, t.Any], value) if ok else None
 
 
-def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Validate the setting keys present in `data` (defaults or a site); returns the valid ones."""
+def _check_text(ctx: Ctx, key: str, value: object, what: str, instead: str) -> str | None:
+    """A free-form string (URL, endpoint): printable, not an option (leading '-'), no credentials."""
+    if not isinstance(value, str) or not value:
+        ctx.bad_value(key, value, f"a non-empty string: {what}")
+        return None
+    credentials = url_credentials(value)
+    if credentials:
+        ctx.error(
+            key,
+            f"found {redact(value)!r}, which holds {credentials}; allowed: {what} without credentials ({instead})",
+        )
+        return None
+    if not value.isprintable() or value.startswith("-"):
+        ctx.bad_value(key, value, f"{what}: printable characters, not starting with '-'")
+        return None
+    return value
+
+
+def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any], set[str]]:
+    """Validate the setting keys present in `data` (defaults or a site).
+
+    Returns the valid settings and the keys given with an invalid value (``gitops.repo`` for a
+    key inside gitops): a site must not be built on them, nor checked against them.
+    """
     out: dict[str, t.Any] = {}
+    bad: set[str] = set()
+
+    def keep(key: str, value: t.Any) -> None:
+        if value is None:
+            bad.add(key)
+        else:
+            out[key] = value
+
     for key in ("region", "model", "channel"):
         if key in data:
-            name = _check_name(ctx, key, data[key], key)
-            if name is not None:
-                out[key] = name
+            keep(key, _check_name(ctx, key, data[key], key))
     if "distribution" in data:
-        value = _check_choice(ctx, "distribution", data["distribution"], DISTRIBUTIONS)
-        if value is not None:
-            out["distribution"] = value
+        keep("distribution", _check_choice(ctx, "distribution", data["distribution"], DISTRIBUTIONS))
     if "version" in data:
         value = data["version"]
         if isinstance(value, str) and value:
             out["version"] = value
         else:
             ctx.bad_value("version", value, "a version string such as 'v1.31.4+k3s1' (quote it)")
+            bad.add("version")
     if "datastore" in data:
         raw = data["datastore"]
         if isinstance(raw, str) and raw.lower() == "dqlite":
             ctx.error("datastore", DQLITE_MESSAGE)
+            bad.add("datastore")
         elif raw == "kine":
             ctx.bad_value("datastore", raw, ", ".join(DATASTORES), " (K0s's kine over SQLite is written 'sqlite')")
+            bad.add("datastore")
         else:
-            value = _check_choice(ctx, "datastore", raw, DATASTORES)
-            if value is not None:
-                out["datastore"] = value
+            keep("datastore", _check_choice(ctx, "datastore", raw, DATASTORES))
     if "datastore_endpoint" in data:
-        value = data["datastore_endpoint"]
-        if not isinstance(value, str) or not value:
-            ctx.bad_value("datastore_endpoint", value, "a non-empty string")
-        elif _ENDPOINT_SECRET_RE.search(value):
-            ctx.error(
+        keep(
+            "datastore_endpoint",
+            _check_text(
+                ctx,
                 "datastore_endpoint",
-                "contains a password; give a reference without credentials (credentials go in ansible-vault)",
-            )
-        else:
-            out["datastore_endpoint"] = value
+                data["datastore_endpoint"],
+                "an endpoint reference",
+                "the datastore's credentials go in ansible-vault",
+            ),
+        )
     if "arch" in data:
-        value = _check_choice(ctx, "arch", data["arch"], ARCHES)
-        if value is not None:
-            out["arch"] = value
+        keep("arch", _check_choice(ctx, "arch", data["arch"], ARCHES))
     if "gitops" in data:
         gitops = data["gitops"]
         if not isinstance(gitops, dict):
             ctx.bad_value("gitops", gitops, "a mapping with keys " + ", ".join(GITOPS_KEYS))
+            bad.add("gitops")
         else:
             gctx = ctx.sub("gitops.")
             gctx.check_keys(gitops, GITOPS_KEYS, "gitops")
             good: dict[str, str] = {}
             if "engine" in gitops:
                 value = _check_choice(gctx, "engine", gitops["engine"], ENGINES)
-                if value is not None:
+                if value is None:
+                    bad.add("gitops.engine")
+                else:
                     good["engine"] = value
-            for key in ("repo", "branch"):
-                if key in gitops:
-                    value = gitops[key]
-                    if isinstance(value, str) and value and not _ENDPOINT_SECRET_RE.search(value):
-                        good[key] = value
-                    else:
-                        gctx.bad_value(key, value, "a non-empty string without credentials")
+            if "repo" in gitops:
+                value = _check_text(
+                    gctx, "repo", gitops["repo"], "a Git URL", "use an SSH deploy key, or a token from ansible-vault"
+                )
+                if value is None:
+                    bad.add("gitops.repo")
+                else:
+                    good["repo"] = value
+            if "branch" in gitops:
+                value = gitops["branch"]
+                if isinstance(value, str) and _branch_ok(value):
+                    good["branch"] = value
+                else:
+                    gctx.bad_value(
+                        "branch",
+                        value,
+                        "a Git branch name (no spaces, control characters, '..', ~^:?*[\\, "
+                        "and not starting with '-', '/' or '.')",
+                    )
+                    bad.add("gitops.branch")
             out["gitops"] = good
     if "labels" in data:
-        labels = _check_labels(ctx, "labels", data["labels"])
-        if labels is not None:
-            out["labels"] = labels
+        keep("labels", _check_labels(ctx, "labels", data["labels"]))
     if "vars" in data:
-        variables = _check_vars(ctx, "vars", data["vars"])
-        if variables is not None:
-            out["vars"] = variables
-    return out
+        keep("vars", _check_vars(ctx, "vars", data["vars"]))
+    return out, bad
 
 
 class _Registry:
@@ -287,6 +477,7 @@ class _Registry:
         self.defaults: dict[str, t.Any] = {}
         self.defaults_file: str | None = None
         self.defaults_given: frozenset[str] = frozenset()
+        self.defaults_bad: frozenset[str] = frozenset()  # given in defaults, but invalid
         self.overlays: OverlayConfig = DEFAULT_CONFIG
         self.overlays_file: str | None = None
         self.sites: list[tuple[str, str, t.Any]] = []  # (file, key prefix, raw site)
@@ -317,13 +508,14 @@ def _collect(documents: t.Iterable[tuple[str, t.Any]], problems: Problems) -> _R
                 reg.defaults_file = file
                 raw = data["defaults"]
                 if isinstance(raw, dict):
-                    given = {str(k) for k in raw}
+                    given = {text_of(k) for k in raw}
                     if isinstance(raw.get("gitops"), dict) and "repo" in raw["gitops"]:
                         given.add("gitops.repo")
                     reg.defaults_given = frozenset(given)
                     dctx = ctx.sub("defaults.")
                     dctx.check_keys(raw, DEFAULTS_KEYS, "defaults")
-                    reg.defaults = _check_settings(dctx, raw)
+                    reg.defaults, bad = _check_settings(dctx, raw)
+                    reg.defaults_bad = frozenset(bad)
                 elif raw is not None:
                     ctx.bad_value("defaults", raw, "a mapping with keys " + ", ".join(DEFAULTS_KEYS))
         if "overlays" in data:
@@ -341,107 +533,134 @@ def _collect(documents: t.Iterable[tuple[str, t.Any]], problems: Problems) -> _R
     return reg
 
 
-def build_plan(documents: t.Iterable[tuple[str, t.Any]]) -> tuple[Plan, list[Problem]]:
+def build_plan(documents: t.Iterable[tuple[str, t.Any]], allow_empty: bool = False) -> tuple[Plan, list[Problem]]:
     """Validate the registry and return (plan, warnings), or raise FleetError with every error.
 
     The plan is JSON-safe: ``{"groups": [...], "sites": [{"groups", "vars", "nodes": [{"name", "groups", "vars"}]}]}``.
     Host vars of a node are the site's ``vars`` updated with the node's ``vars``; values may be shared.
+    A registry without sites is an error unless ``allow_empty``.
     """
     problems = Problems()
     reg = _collect(documents, problems)
-    seen_sites: dict[str, str] = {}
-    seen_nodes: dict[str, str] = {}
-    seen_addresses: dict[str, str] = {}
+    seen = _Seen()
     plan_sites: list[dict[str, t.Any]] = []
-    role_groups = [group for d in registry.DISTRIBUTIONS.values() for group in (d.server_group, d.agent_group)]
-    all_groups: dict[str, None] = dict.fromkeys(["edgefleet", "servers", "agents", *DISTRIBUTIONS, *role_groups])
-    defaults = reg.defaults
-    base_gitops = defaults.get("gitops", {})
-    base_labels = defaults.get("labels", {})
-    base_vars = defaults.get("vars", {})
+    all_groups: dict[str, None] = dict.fromkeys(["edgefleet", "servers", "agents", *DISTRIBUTIONS, *ROLE_GROUPS])
+    extra_groups: dict[str, tuple[str, str | None, str]] = {}  # group -> (file, site, key) of its first site
     for file, prefix, raw in reg.sites:
-        site = _build_site(
-            Ctx(problems, file, prefix=prefix),
-            raw,
-            defaults,
-            base_gitops,
-            base_labels,
-            base_vars,
-            reg.overlays,
-            seen_sites,
-            seen_nodes,
-            seen_addresses,
-            file,
-            reg.defaults_given,
-        )
+        ctx = Ctx(problems, file, prefix=prefix)
+        site = _build_site(ctx, raw, reg, seen)
+        if isinstance(raw, dict) and isinstance(raw.get("groups"), list):
+            for group in raw["groups"]:
+                if _is_label(group):
+                    extra_groups.setdefault(group_name(group), (file, ctx.site, ctx.key("groups")))
         if site is not None:
             plan_sites.append(site)
             all_groups.update(dict.fromkeys(site["groups"]))
-    if not reg.sites:
-        problems.error(reg.defaults_file or "", None, None, "sites", "the fleet has no sites; give at least one")
+    # A host and a group of the same name would be one name for two things in every pattern.
+    for group, (file, site_name, key) in extra_groups.items():
+        if group in seen.nodes:
+            node_file, node_site, node_key = seen.nodes[group]
+            problems.error(
+                node_file,
+                node_site,
+                group,
+                node_key,
+                f"found {group!r}, which is also a group: site {site_name!r} puts its nodes in group {group!r} "
+                f"({file}, {key}); host and group names must differ",
+            )
+    if not reg.sites and not allow_empty:
+        problems.error(
+            reg.defaults_file or "",
+            None,
+            None,
+            "sites",
+            "the fleet has no sites; give at least one (or allow_empty: true for a registry still being filled)",
+        )
     problems.raise_if_errors()
     return {"groups": list(all_groups), "sites": plan_sites}, problems.warnings
 
 
-def _build_site(
-    ctx: Ctx,
-    raw: t.Any,
-    defaults: dict[str, t.Any],
-    base_gitops: dict[str, str],
-    base_labels: dict[str, str],
-    base_vars: dict[str, t.Any],
-    overlay_config: OverlayConfig,
-    seen_sites: dict[str, str],
-    seen_nodes: dict[str, str],
-    seen_addresses: dict[str, str],
-    file: str,
-    defaults_given: frozenset[str],
-) -> dict[str, t.Any] | None:
+class _Seen:
+    """Names and addresses taken so far, across the whole registry: (file, site, key path) of the first."""
+
+    def __init__(self) -> None:
+        self.sites: dict[str, str] = {}
+        self.nodes: dict[str, tuple[str, str | None, str]] = {}
+        self.addresses: dict[str, str] = {}
+
+
+def _given(settings: dict[str, t.Any], key: str) -> bool:
+    """Whether `settings` holds a valid value for `key` (``gitops.repo``: a key inside gitops)."""
+    head, _, sub = key.partition(".")
+    value = settings.get(head)
+    return value is not None if not sub else isinstance(value, dict) and sub in value
+
+
+def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, t.Any] | None:
     if not isinstance(raw, dict):
         ctx.bad_value("", raw, "a site mapping with keys " + ", ".join(SITE_KEYS))
         return None
+    file = ctx.file
     errors_before = len(ctx.problems.errors)
     raw_name = raw.get("name")
     name = _check_name(ctx, "name", raw_name, "site (cluster) name")
     if name is not None:
         ctx.site = name
-        if name in seen_sites:
-            ctx.error("name", f"duplicate site {name!r}; it is also defined in {seen_sites[name]}")
+        if name in seen.sites:
+            ctx.error("name", f"duplicate site {name!r}; it is also defined in {seen.sites[name]}")
         else:
-            seen_sites[name] = file
+            seen.sites[name] = file
     elif isinstance(raw_name, str):
         ctx.site = raw_name
     ctx.check_keys(raw, SITE_KEYS, "a site")
-    own = _check_settings(ctx, raw)
+    own, bad = _check_settings(ctx, raw)
+    # An invalid default is reported once, where it is given; a site that sets the key itself is unaffected,
+    # one that inherits it is not built, and nothing is checked against the invalid value.
+    bad |= {key for key in reg.defaults_bad if not _given(own, key)}
+    defaults = reg.defaults
     settings = {**defaults, **own}
     for key in ("region", "model", "channel", "version"):
-        if key not in raw and key not in defaults_given:
+        if key not in raw and key not in reg.defaults_given:
             ctx.error(key, "missing; set it on the site or in the fleet defaults")
-    distribution = settings.get("distribution", DISTRIBUTIONS[0])
-    datastore = settings.get("datastore", "sqlite")
-    version = settings.get("version")
-    if isinstance(version, str) and distribution in DISTRIBUTIONS and not _version_ok(distribution, version):
+            bad.add(key)
+    distribution = None if "distribution" in bad else settings.get("distribution", DISTRIBUTIONS[0])
+    datastore = None if "datastore" in bad else settings.get("datastore", "sqlite")
+    version = None if "version" in bad else settings.get("version")
+    if isinstance(version, str) and distribution is not None and not _version_ok(distribution, version):
         example = registry.get(distribution).version_example
         ctx.bad_value("version", version, f"a {distribution} version such as {example!r}")
     endpoint = settings.get("datastore_endpoint")
-    if datastore == "external" and not endpoint and "datastore_endpoint" not in raw:
+    if datastore == "external" and not endpoint and "datastore_endpoint" not in raw and "datastore_endpoint" not in bad:
         ctx.error("datastore_endpoint", "missing; datastore 'external' needs an endpoint reference (no password)")
-    gitops = {**base_gitops, **own.get("gitops", {})}
-    engine = gitops.get("engine", "flux")
+    gitops = {**defaults.get("gitops", {}), **own.get("gitops", {})}
+    engine = None if bad & {"gitops", "gitops.engine"} else gitops.get("engine", "flux")
     raw_gitops = raw.get("gitops")
-    repo_given = "gitops.repo" in defaults_given or (isinstance(raw_gitops, dict) and "repo" in raw_gitops)
-    if engine != "none" and not repo_given:
+    repo_given = "gitops.repo" in reg.defaults_given or (isinstance(raw_gitops, dict) and "repo" in raw_gitops)
+    if engine is not None and engine != "none" and not repo_given:
         ctx.error("gitops.repo", f"missing; the {engine} engine needs the fleet Git repo (or set engine: none)")
     site_arch = settings.get("arch", "amd64")
+    base_labels = defaults.get("labels", {})
+    base_vars = defaults.get("vars", {})
     site_labels = {**base_labels, **own["labels"]} if own.get("labels") else base_labels
     site_vars = {**base_vars, **own["vars"]} if own.get("vars") else base_vars
     extra_groups: list[str] = []
     if "groups" in raw:
         raw_groups = raw["groups"]
-        if isinstance(raw_groups, list) and all(_is_label(g) for g in raw_groups):
-            extra_groups = [group_name(g) for g in raw_groups]
-        else:
+        if not isinstance(raw_groups, list):
             ctx.bad_value("groups", raw_groups, "a list of DNS-1123 labels (extra groups for the site's nodes)")
+        for index, group in enumerate(raw_groups if isinstance(raw_groups, list) else []):
+            if not _is_label(group):
+                ctx.bad_value(
+                    f"groups[{index}]", group, "a DNS-1123 label (an extra group for the site's nodes; '-' becomes '_')"
+                )
+            elif is_reserved(group_name(group)):
+                ctx.error(
+                    f"groups[{index}]",
+                    f"found {group!r} (group {group_name(group)!r}), a group the fleet plugin publishes itself; "
+                    f"reserved: {RESERVED_TEXT}",
+                )
+            else:
+                extra_groups.append(group_name(group))
 
     raw_nodes = raw.get("nodes")
     nodes: list[dict[str, t.Any]] = []
@@ -451,7 +670,7 @@ def _build_site(
     servers: list[str] = []
     agents: list[str] = []
     for index, raw_node in enumerate(raw_nodes):
-        node = _build_node(ctx.sub(f"nodes[{index}]."), raw_node, site_arch, file, seen_nodes, seen_addresses)
+        node = _build_node(ctx.sub(f"nodes[{index}]."), raw_node, site_arch, seen)
         if node is not None:
             nodes.append(node)
             (servers if node["role"] == "server" else agents).append(node["name"])
@@ -467,13 +686,13 @@ def _build_site(
             f"{len(servers) - 1}; use an odd number",
         )
 
-    if len(ctx.problems.errors) != errors_before or name is None:
+    if len(ctx.problems.errors) != errors_before or name is None or bad or distribution is None or datastore is None:
         return None
 
     region, model, channel = settings["region"], settings["model"], settings["channel"]
     groups = derived_groups(name, region, model, channel, distribution)
     facts = ClusterFacts(name, region, model, channel, distribution, site_labels, frozenset(groups + extra_groups))
-    resolution = resolve(overlay_config, facts)
+    resolution = resolve(reg.overlays, facts)
     for conflict in resolution.conflicts:
         ctx.error("overlays", conflict)
     if resolution.conflicts:
@@ -531,36 +750,30 @@ def _build_site(
     return {"groups": groups + extra_groups, "vars": site_vars_out, "nodes": nodes}
 
 
-def _build_node(
-    ctx: Ctx,
-    raw: t.Any,
-    site_arch: str,
-    file: str,
-    seen_nodes: dict[str, str],
-    seen_addresses: dict[str, str],
-) -> dict[str, t.Any] | None:
+def _build_node(ctx: Ctx, raw: t.Any, site_arch: str, seen: _Seen) -> dict[str, t.Any] | None:
     if not isinstance(raw, dict):
         ctx.bad_value("", raw, "a node mapping with keys " + ", ".join(NODE_KEYS))
         return None
+    file = ctx.file
     errors_before = len(ctx.problems.errors)
     ctx.check_keys(raw, NODE_KEYS, "a node")
     raw_name = raw.get("name")
     name = _check_node_name(ctx, "name", raw_name)
     if name is not None:
         ctx.node = name
-        where = f"{file}, site {ctx.site!r}"
-        if name in seen_nodes:
-            ctx.error("name", f"duplicate node {name!r}; it is also in {seen_nodes[name]}")
+        if name in seen.nodes:
+            other_file, other_site, _key = seen.nodes[name]
+            ctx.error("name", f"duplicate node {name!r}; it is also in {other_file}, site {other_site!r}")
         else:
-            seen_nodes[name] = where
+            seen.nodes[name] = (file, ctx.site, ctx.key("name"))
     elif isinstance(raw_name, str):
         ctx.node = raw_name
     address = _check_address(ctx, "address", raw.get("address"))
     if address is not None:
-        if address in seen_addresses:
-            ctx.error("address", f"duplicate address {address!r}; it is also used by {seen_addresses[address]}")
+        if address in seen.addresses:
+            ctx.error("address", f"duplicate address {address!r}; it is also used by {seen.addresses[address]}")
         else:
-            seen_addresses[address] = f"node {name!r} ({file})"
+            seen.addresses[address] = f"node {name!r} ({file})"
     role = raw.get("role")
     if role not in ROLES:
         hint = ""

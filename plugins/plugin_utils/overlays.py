@@ -27,7 +27,7 @@ CONFIG_KEYS: tuple[str, ...] = ("base", "components_dir", "clusters_dir", "exclu
 # Groups that depend on the node's role, not on the cluster: never used for matching.
 ROLE_GROUPS = frozenset(("servers", "agents", "k3s_servers", "k3s_agents", "k0s_controllers", "k0s_workers"))
 
-_PATH_RE = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9_.-]*[a-z0-9])?)*$")
+_PATH_RE = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9_.-]*[a-z0-9])?)*\Z")  # \Z: no final newline
 _KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 
 

@@ -75,9 +75,9 @@ def argument_spec(on_node: bool) -> dict[str, Any]:
     return spec
 
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}\Z")
 # A version as it appears in a file name and a directory name: no path separators, no spaces.
-_VERSION_RE = re.compile(r"^v?[0-9A-Za-z][0-9A-Za-z.+_-]*$")
+_VERSION_RE = re.compile(r"^v?[0-9A-Za-z][0-9A-Za-z.+_-]*\Z")
 
 
 class BundleError(Exception):

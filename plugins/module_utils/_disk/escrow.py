@@ -17,7 +17,7 @@ import secrets
 _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 GROUPS = 8
 GROUP_LEN = 6
-_HOST = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_HOST = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
 
 
 def generate_passphrase(groups: int = GROUPS, group_len: int = GROUP_LEN) -> str:

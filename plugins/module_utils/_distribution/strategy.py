@@ -30,7 +30,7 @@ ROLES = ("server", "agent")
 DATASTORES = ("sqlite", "etcd", "external")
 DEFAULT_API_PORT = 6443
 
-_IP = re.compile(r"^[0-9.]+$|^[0-9a-fA-F:]+:[0-9a-fA-F:]*$")
+_IP = re.compile(r"^[0-9.]+\Z|^[0-9a-fA-F:]+:[0-9a-fA-F:]*\Z")
 _VERSION = re.compile(r"\bv[0-9][^\s()]*")
 _REMARK = re.compile(r"\(([^()]+)\)")
 

@@ -51,12 +51,13 @@ MANIFEST_DIRS = MappingProxyType(
 # The keys of a Secret's payload that must never reach output or a diff.
 SECRET_KEYS = frozenset({"identity", "sshPrivateKey", "password", "bearerToken", "data", "stringData"})
 
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# \Z, not $: `$` also matches before a final newline, and "name\n" is not a name.
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+\Z")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
 _GIT_URL = re.compile(r"^(ssh://|https://|http://|git@[^:]+:)")
 _SSH_URL = re.compile(r"^(ssh://|git@)")
-_HOSTPORT = re.compile(r"^[A-Za-z0-9.-]+$")
+_HOSTPORT = re.compile(r"^[A-Za-z0-9.-]+\Z")
 
 
 @dataclass(frozen=True)

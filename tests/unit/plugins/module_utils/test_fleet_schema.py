@@ -149,7 +149,7 @@ def test_typo_gets_did_you_mean() -> None:
         ({"vars": {"edgefleet_cluster": "x"}}, "vars.edgefleet_cluster", "published by the fleet plugin"),
         ({"vars": {"bad-name": 1}}, "vars.bad-name", "Ansible variable name"),
         ({"nodes": []}, "nodes", "non-empty list"),
-        ({"groups": ["Not OK"]}, "groups", "DNS-1123"),
+        ({"groups": ["Not OK"]}, "groups[0]", "DNS-1123"),
         ({"region": "EU"}, "region", "DNS-1123"),
     ],
 )
@@ -276,7 +276,7 @@ def test_sources_expand_and_parse_errors(tmp_path: Path) -> None:
     (tmp_path / "sites" / "notes.md").write_text("x")
     problems = Problems()
     files = _fleet_sources.expand_sources(str(tmp_path), ["sites", "missing.yml", 3], problems, "f.fleet.yml")
-    assert [Path(f).relative_to(tmp_path).as_posix() for f in files] == ["sites/a.json", "sites/eu/b.yml"]
+    assert [Path(f.path).relative_to(tmp_path).as_posix() for f in files] == ["sites/a.json", "sites/eu/b.yml"]
     assert [p.key for p in problems.errors] == ["sources[1]", "sources[2]"]
     bad = tmp_path / "bad.yml"
     bad.write_text("a: [1,\n")
@@ -286,6 +286,6 @@ def test_sources_expand_and_parse_errors(tmp_path: Path) -> None:
     badj.write_text("{")
     assert _fleet_sources.load_file(str(badj), problems) is None
     assert "is not valid JSON" in str(problems.errors[-1])
-    stamp1 = _fleet_sources.stamp(files)
+    stamp1 = _fleet_sources.stamp(f.path for f in files)
     (tmp_path / "sites" / "a.json").write_text('{"x": 1}')
-    assert _fleet_sources.stamp(files) != stamp1
+    assert _fleet_sources.stamp(f.path for f in files) != stamp1
