@@ -224,21 +224,14 @@ def delete_backup(backup: Backup) -> None:
     for path in (backup.path, backup.manifest_path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-    _fsync_dir(backup.directory)
+    _fsync(backup.directory)
 
 
 # ---------------------------------------------------------------------------- file primitives
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: str) -> None:
+def _fsync(path: str) -> None:
+    """Flush a file's data, or a directory's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -367,7 +360,7 @@ def sqlite_backup(
         if integrity != "ok":
             raise BackupError(f"{db_path}: the copy failed PRAGMA integrity_check ({integrity}); nothing was kept")
         os.chmod(tmp, FILE_MODE)
-        _fsync_file(tmp)
+        _fsync(tmp)
         backup = Backup(
             name=name,
             kind="sqlite",
@@ -389,7 +382,7 @@ def sqlite_backup(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     _write_manifest(backup)
-    _fsync_dir(directory)
+    _fsync(directory)
     return backup
 
 
@@ -504,7 +497,7 @@ def sqlite_restore(plan: RestorePlan, proc_root: str = "/proc") -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    _fsync_dir(directory)
+    _fsync(directory)
 
 
 # ---------------------------------------------------------------------------- etcd (the distribution's command)
@@ -553,7 +546,7 @@ def snapshot_backup(
             )
         source = os.path.join(stage, produced[0])
         os.chmod(source, FILE_MODE)
-        _fsync_file(source)
+        _fsync(source)
         backup = Backup(
             name=name,
             kind="etcd",
@@ -572,7 +565,7 @@ def snapshot_backup(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     _write_manifest(backup)
-    _fsync_dir(directory)
+    _fsync(directory)
     return backup
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.result import finish
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import backup, registry
 
 
@@ -55,10 +56,4 @@ def run_module(module_class: Any, verb: str) -> None:
     dist = registry.get(module.params["distribution"])
     work = backup.run_backup if verb == "backup" else backup.run_restore
     result = work(dist, module.params, module.check_mode, _runner(module))
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    finish(module, result)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.result import finish
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config, registry
 
 MODULE_NAME = "edgefleet.k8s.distribution_config"
@@ -29,10 +30,4 @@ def run_module(module_class: Any) -> None:
     # Root-owned when run as root (the normal case); an unprivileged run owns what it writes.
     owner = (os.geteuid(), os.getegid())
     result = config.apply_config(dist, module.params, module.check_mode, MODULE_NAME, owner=owner)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    finish(module, result)
