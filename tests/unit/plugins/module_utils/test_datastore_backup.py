@@ -172,7 +172,7 @@ def test_sqlite_backup_under_load_loses_no_acknowledged_key(
                 f"acknowledged while it ran {during_n}, this round's keys in the backup {kept_n}, lost 0"
             )
     # The copy really overlapped the writer in at least one round (else the test proves nothing).
-    assert sum(during for _, during, _ in figures) > 0
+    assert sum(during for _before, during, _after in figures) > 0
 
 
 def test_backup_of_a_database_left_by_a_killed_kine_includes_its_wal(tmp_path: Path) -> None:
