@@ -171,7 +171,7 @@ def is_secret_key(key: str) -> bool:
 
 def url_credentials(value: str) -> str:
     """What in a URL or connection string carries a credential ('' if nothing), never the secret itself."""
-    found = [key for key, _ in _KEY_VALUE_RE.findall(value) if is_secret_key(key)]
+    found = [key for key, _value in _KEY_VALUE_RE.findall(value) if is_secret_key(key)]
     if found:
         return f"a secret parameter ({', '.join(dict.fromkeys(found))}=)"
     if "@" not in value:
@@ -591,7 +591,7 @@ class _Seen:
 
 def _given(settings: dict[str, t.Any], key: str) -> bool:
     """Whether `settings` holds a valid value for `key` (``gitops.repo``: a key inside gitops)."""
-    head, _, sub = key.partition(".")
+    head, _dot, sub = key.partition(".")
     value = settings.get(head)
     return value is not None if not sub else isinstance(value, dict) and sub in value
 

@@ -288,7 +288,7 @@ def _check_tree(root: Node, limits: Limits) -> str:
     stack: list[tuple[t.Any, int]] = [(root, 1)] if type(root) in _COLLECTIONS else []
     while stack:
         node, depth = stack.pop()
-        children = [part for pair in node.value for part in pair] if type(node) is MappingNode else node.value
+        children = [part for pair in node.value for part in pair] if isinstance(node, MappingNode) else node.value
         for child in children:
             if type(child) in _COLLECTIONS:
                 if depth >= limits.max_depth:

@@ -327,7 +327,7 @@ def _insert_site_key(lines: list[str], rng: random.Random, text: str) -> list[st
     line = lines[i] if lines else ""
     indent = len(line) - len(line.lstrip(" -"))
     if line.lstrip().startswith('"'):  # JSON: keep it a JSON member
-        key, _, value = text.partition(": ")
+        key, _sep, value = text.partition(": ")
         lines[i + 1 : i + 1] = [" " * indent + json.dumps(key) + ": " + value + ",\n"]
     else:
         lines[i + 1 : i + 1] = [" " * indent + text + "\n"]
@@ -351,7 +351,7 @@ def _json_value(rng: random.Random, depth: int) -> str:
             )
         )  # fmt: skip
     if roll < 0.65:
-        return "[" + ", ".join(_json_value(rng, depth - 1) for _ in range(rng.randrange(4))) + "]"
+        return "[" + ", ".join(_json_value(rng, depth - 1) for _n in range(rng.randrange(4))) + "]"
     keys = ("a", "b_c", "x", '"quoted key"', "'1'", "k8s.io/x")
     items = (f"{rng.choice(keys)}{n}: {_json_value(rng, depth - 1)}" for n in range(rng.randrange(4)))
     return "{" + ", ".join(items) + "}"
@@ -464,7 +464,7 @@ class Corpus:
         self.targets: list[tuple[Path, Path]] = [(lab, lab)] * 6 + [(example, example)] * 2
         self.targets += [(site, example) for site in sites if site.suffix == ".json"] * 2
         self.targets += [(site, example) for site in sites]
-        self.originals = {path: path.read_bytes() for path, _ in self.targets}
+        self.originals = {path: path.read_bytes() for path, _fleet in self.targets}
 
 
 class Outcome(t.NamedTuple):
@@ -515,7 +515,7 @@ def _category(message: str) -> str:
     """A refusal's first problem without file, site, node, values and positions: what the fuzzer ran into."""
     first = message.splitlines()[1] if "\n" in message else message
     first = re.sub(r"^\s*- [^:]*: ", "", first)  # file, site, node
-    key, _, what = first.partition(": ")
+    key, _sep, what = first.partition(": ")
     key = re.sub(r"\[[0-9]+\]", "[]", key)
     what = re.split(r" at line| \(|;|, allowed|: |'", what, maxsplit=1)[0]
     return re.sub(r"[0-9]+", "N", f"{key}: {what}")[:70]
