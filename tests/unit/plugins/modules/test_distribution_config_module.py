@@ -40,8 +40,9 @@ def _owned_by_me(path: Path) -> bool:
     return (info.st_uid, info.st_gid) == (os.geteuid(), os.getegid())
 
 
-def test_k3s_module_check_then_real_then_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = {
+def _k3s_init_server(tmp_path: Path) -> dict[str, Any]:
+    """The arguments of a K3s init server whose files live under ``tmp_path``."""
+    return {
         "distribution": "k3s",
         "role": "server",
         "host": "node1",
@@ -49,9 +50,11 @@ def test_k3s_module_check_then_real_then_idempotent(tmp_path: Path, capsys: pyte
         "token_file": str(tmp_path / "token"),
         "generate_token": True,
         "settings": {"node-name": "node1"},
-        "_ansible_check_mode": True,
-        "_ansible_diff": True,
     }
+
+
+def test_k3s_module_check_then_real_then_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = {**_k3s_init_server(tmp_path), "_ansible_check_mode": True, "_ansible_diff": True}
     check = _run(args, capsys)
     assert check["changed"] and check["restart_required"] and "diff" in check
     assert not (tmp_path / "config.yaml").exists()
@@ -149,17 +152,7 @@ def test_a_restart_recorded_before_the_files_survives_a_run_that_died(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     marker = tmp_path / "restart-pending" / "k3s.service"
-    args = {
-        "distribution": "k3s",
-        "role": "server",
-        "host": "node1",
-        "path": str(tmp_path / "config.yaml"),
-        "token_file": str(tmp_path / "token"),
-        "generate_token": True,
-        "settings": {"node-name": "node1"},
-        "restart_marker": str(marker),
-        "_ansible_check_mode": True,
-    }
+    args = {**_k3s_init_server(tmp_path), "restart_marker": str(marker), "_ansible_check_mode": True}
     check = _run(args, capsys)
     assert check["restart_required"] and not marker.exists(), "check mode wrote the restart marker"
     args["_ansible_check_mode"] = False
