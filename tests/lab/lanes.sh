@@ -18,7 +18,7 @@ for lane in "$@"; do
 done
 # A Ctrl-C or a CI timeout stops every lane; each lane's own traps tear its hosts down.
 trap 'for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done; wait; exit 130' INT TERM
-rc=0 summary=() running=("${pids[@]}")
+rc=0 summary=() failed=() running=("${pids[@]}")
 # In the order the lanes end, each with its own time.
 while (( ${#running[@]} > 0 )); do
   ended=""
@@ -28,10 +28,17 @@ while (( ${#running[@]} > 0 )); do
   for i in "${!pids[@]}"; do
     if [[ "${pids[$i]}" == "$ended" ]]; then
       summary+=("lane ${names[$i]}: $status after $((SECONDS - starts[i])) s (log $logs/${names[$i]}.log)")
+      [[ $status == passed ]] || failed+=("${names[$i]}")
     fi
   done
   for p in "${running[@]}"; do [[ "$p" == "$ended" ]] || still+=("$p"); done
   running=("${still[@]}")
+done
+# The other lane's output interleaves with a failure and a CI log keeps only its end: repeat the
+# end of each failed lane's log last, next to the summary.
+for name in "${failed[@]}"; do
+  echo "--- the last 40 lines of lane $name ($logs/$name.log):"
+  tail -n 40 "$logs/$name.log" | sed "s/^/[$name] /"
 done
 printf '%s\n' "${summary[@]}"
 exit "$rc"

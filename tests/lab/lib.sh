@@ -84,6 +84,13 @@ lab_run_node() {
   local labels=(--label "$LAB_LABEL" --label "edgefleet.lab.kind=$kind")
   [[ -n $scenario ]] && labels+=(--label "edgefleet.lab.scenario=$scenario")
   state=$(podman inspect --format '{{.State.Status}}' "$name" 2>/dev/null || echo absent)
+  # A node left running by an earlier run can be a husk (its systemd or sshd gone, e.g. after the
+  # host ran out of memory): podman still says running. It is the lab's own; replace it.
+  if [[ $state == running ]] && ! lab_wait_ssh "$ip" 30; then
+    lab_log "$name ($ip) is $state but sshd does not answer; recreating it"
+    lab_rm "$name" || lab_die "$name: could not remove it"
+    state=absent
+  fi
   case $state in
     running) ;;
     absent)

@@ -32,3 +32,13 @@ def test_one_failing_lane_fails_the_run_after_the_others_end(tmp_path: Path) -> 
     assert "[slow] done" in res.stdout, "the run did not wait for the other lane"
     # Each lane's own time: the failing one ended first.
     assert res.stdout.index("lane bad:") < res.stdout.index("lane slow:")
+
+
+def test_a_failed_lanes_log_end_is_repeated_after_the_others(tmp_path: Path) -> None:
+    # A CI log keeps only the end of the output: the failing lane's cause must be there, after the
+    # other lane's lines, and a lane that passed is not repeated.
+    res = run(tmp_path, "bad=echo the-cause; exit 1", "slow=sleep 1; echo noise")
+    assert res.returncode == 1
+    tail = res.stdout[res.stdout.index("[slow] noise") :]
+    assert "the last 40 lines of lane bad" in tail and "[bad] the-cause" in tail, res.stdout
+    assert "the last 40 lines of lane slow" not in res.stdout

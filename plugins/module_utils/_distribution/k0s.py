@@ -85,7 +85,11 @@ class K0s(Distribution):
         }
 
     def sqlite_datasource(self) -> str:
-        return f"sqlite://file:{self.sqlite_db}?mode=rwc&_journal=WAL&cache=shared"
+        # K0s's own --single default (mode=rwc, WAL) plus kine's own lock handling: a busy timeout and
+        # BEGIN IMMEDIATE, so a write waits for the lock instead of failing. No shared cache: its table
+        # locks fail at once ("database table is locked") without calling the busy handler, and on a slow
+        # node that failed kube-apiserver's bootstrap hooks, which made it exit and restart.
+        return f"sqlite://file:{self.sqlite_db}?mode=rwc&_journal=WAL&_busy_timeout=30000&_txlock=immediate"
 
     def check_tree(self, value: Any, path: str, name: str, host: str, user: bool, problems: list[str]) -> None:
         if path not in k0s_schema.SCHEMA:

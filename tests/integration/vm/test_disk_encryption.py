@@ -173,7 +173,7 @@ def scenario(vm: VmHost, request: pytest.FixtureRequest) -> Iterator[Scenario]:
         yield Scenario(vm, Ansible(logs, env), work / "escrow", logs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if request.session.testsfailed > failed_before:
+        if request.session.testsfailed > failed_before or os.environ.get("EDGEFLEET_VM_KEEP_LOGS"):
             log(f"logs kept in {logs}")
         else:
             shutil.rmtree(logs, ignore_errors=True)

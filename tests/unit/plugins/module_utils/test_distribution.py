@@ -399,7 +399,9 @@ def test_k0s_controller_profile_and_args() -> None:
     assert cfg["apiVersion"] == "k0s.k0sproject.io/v1beta1" and cfg["kind"] == "ClusterConfig"
     assert cfg["spec"]["storage"] == {
         "type": "kine",
-        "kine": {"dataSource": "sqlite://file:/var/lib/k0s/db/state.db?mode=rwc&_journal=WAL&cache=shared"},
+        "kine": {
+            "dataSource": "sqlite://file:/var/lib/k0s/db/state.db?mode=rwc&_journal=WAL&_busy_timeout=30000&_txlock=immediate"
+        },
     }
     api = cfg["spec"]["api"]["extraArgs"]
     assert api["encryption-provider-config"] == "/etc/k0s/cis/encryption.yaml"

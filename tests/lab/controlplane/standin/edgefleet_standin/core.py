@@ -332,7 +332,8 @@ class Supervisor:
 
 def kine_args(sock: Path, db: Path) -> list[str]:
     """kine with SQLite, listening on a unix socket only (no TCP port), as K3s does."""
-    dsn = f"sqlite://{db}?_journal=WAL&cache=shared&_busy_timeout=30000"
+    # kine's own default parameters (v0.16.3 DefaultParams): WAL, a busy timeout and BEGIN IMMEDIATE.
+    dsn = f"sqlite://{db}?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared"
     return [tool("kine"), f"--listen-address=unix://{sock}", f"--endpoint={dsn}", "--metrics-bind-address=0"]
 
 
