@@ -74,6 +74,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
         }
         if args["images_dir"]:
             node_args["images_dir"] = args["images_dir"]
+        if args["restart_marker"]:
+            node_args["restart_marker"] = args["restart_marker"]
         probe = self._execute_module(
             module_name=_MODULE,
             module_args={**node_args, "_files": module_files, "_probe": True},

@@ -88,6 +88,14 @@ options:
         so that a corrupt bundle stops the run before any node is touched.
     type: bool
     default: false
+  restart_marker:
+    description:
+      - Node file written (0600, atomically) before a binary replaces an installed one of other content. The
+        service still runs the old binary until it restarts; the distribution role restarts it when this
+        file exists and removes the file afterwards, so a run that dies between the two still restarts it
+        on the next run.
+      - Unset, a changed binary is installed and nothing records that its service must restart.
+    type: path
   _files:
     description: Internal, set by the action plugin (the verified files and their pinned sha256). Do not set.
     type: list
@@ -183,6 +191,9 @@ files:
     install_path:
       description: Where the file is installed, if anywhere.
       type: str
+    restart_recorded:
+      description: Whether this run replaced an installed binary and wrote O(restart_marker) first.
+      type: bool
   sample:
     - name: k3s-arm64
       kind: binary
@@ -190,6 +201,7 @@ files:
       sent: false
       staged: ok
       installed: ok
+      restart_recorded: false
       staged_path: /var/lib/edgefleet/artifacts/k3s/v1.30.2+k3s1/k3s-arm64
       install_path: /usr/local/bin/k3s
 not_in_bundle:
@@ -226,7 +238,9 @@ def main() -> None:
     staging_dir = artifacts.staging_dir_for(params["staging_root"], params["distribution"], params["version"])
     if params["_probe"]:
         module.exit_json(changed=False, staging_dir=staging_dir, remote=artifacts.probe(files, staging_dir))
-    results, problems = artifacts.stage_and_install(files, staging_dir, params["_sources"], module.check_mode)
+    results, problems = artifacts.stage_and_install(
+        files, staging_dir, params["_sources"], module.check_mode, params["restart_marker"]
+    )
     out = {
         "changed": any(r.changed for r in results),
         "staging_dir": staging_dir,

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 CP_DIR = REPO / "tests" / "lab" / "controlplane"
 sys.path.insert(0, str(CP_DIR / "standin"))
 
+import labsite
 from edgefleet_standin import core
 
 
@@ -142,3 +143,19 @@ def controlplane_factory() -> Iterator[type[ControlPlane] | object]:
     for cp in started:
         cp.stop()
         shutil.rmtree(cp.root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the lab fleet (make lab-up)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[labsite.Site]:
+    """`playbooks/site.yml` on the lab fleet (tests/integration/labsite.py); unpauses every node afterwards."""
+    if not labsite.lab_is_up():
+        pytest.fail(
+            "the lab nodes edgefleet-node1..4 are not up (make lab-up); tests/lab/run-integration.sh brings them up"
+        )
+    try:
+        yield labsite.Site(tmp_path_factory.mktemp("lab-site"))
+    finally:
+        labsite.unpause(*labsite.NODES)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_file
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, sha256_file
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 
 DISTRIBUTIONS = registry.NAMES
@@ -63,6 +63,7 @@ def argument_spec(on_node: bool) -> dict[str, Any]:
         "bin_dir": {"type": path, "default": BIN_DIR},
         "images_dir": {"type": path},
         "verify_only": {"type": "bool", "default": False},
+        "restart_marker": {"type": path},
     }
     if on_node:
         spec.update(
@@ -454,6 +455,7 @@ class FileResult:
     installed: str = "ok"  # ok | installed | would_install | n/a
     before_staged: str | None = None
     before_installed: str | None = None
+    restart_recorded: bool = False
 
     @property
     def changed(self) -> bool:
@@ -469,6 +471,7 @@ class FileResult:
             "staged": self.staged,
             "installed": self.installed,
             "changed": self.changed,
+            "restart_recorded": self.restart_recorded,
         }
 
 
@@ -517,17 +520,25 @@ def _place(src: str, dest: str, mode: int, move: bool) -> None:
             os.unlink(tmp)
 
 
+RESTART_MARKER_TEXT = b"edgefleet.k8s: a new binary was installed; the unit must restart to run it\n"
+
+
 def stage_and_install(
     files: Iterable[Mapping[str, Any]],
     staging_dir: str,
     sources: Mapping[str, str],
     check_mode: bool,
+    restart_marker: str | None = None,
 ) -> tuple[list[FileResult], list[str]]:
     """Bring each file into the staging dir (from ``sources`` when sent) and install it.
 
     Every file is verified against its pinned sha256 after it lands; nothing wrong is ever
     left in place (a bad transfer is refused before the rename). Returns the per-file
     results and the problems (a problem means the caller must fail).
+
+    When a binary replaces an installed one of other content, ``restart_marker`` is written
+    first: the running service still runs the old binary, and the distribution role restarts it
+    when it finds the marker, in this run or, if this run dies first, the next one.
     """
     results: list[FileResult] = []
     problems: list[str] = []
@@ -570,6 +581,11 @@ def stage_and_install(
             result.before_installed = inst
             if inst != expected or inst_mode != mode:
                 result.installed = "would_install" if check_mode else "installed"
+                replaces = inst is not None and inst != expected and result.kind == "binary"
+                if restart_marker and replaces and not check_mode:
+                    root = 0 if os.geteuid() == 0 else None
+                    atomic_write(restart_marker, RESTART_MARKER_TEXT, 0o600, root, root, dir_mode=0o700)
+                    result.restart_recorded = True
                 if not check_mode:
                     _place(staged_path, install_path, mode, move=False)
                     after = _current(install_path)[0]

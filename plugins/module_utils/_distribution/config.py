@@ -324,6 +324,15 @@ def request_from_params(dist: Distribution, params: Mapping[str, Any]) -> Config
     )
 
 
+RESTART_MARKER_DIR = "/var/lib/edgefleet/restart-pending"
+
+
+def restart_marker_for(unit: str) -> str:
+    """Where a restart of ``unit`` that is still owed is recorded: by distribution_config when the files
+    change, by the artifact module before a new binary replaces the installed one."""
+    return f"{RESTART_MARKER_DIR}/{unit}"
+
+
 def node_facts(dist: Distribution, req: ConfigRequest, plan: ConfigPlan) -> dict[str, Any]:
     """What the role needs to run this node, decided here rather than in Jinja."""
     if req.role not in ROLES:
@@ -333,6 +342,7 @@ def node_facts(dist: Distribution, req: ConfigRequest, plan: ConfigPlan) -> dict
         "is_server": req.is_server,
         "is_init_server": req.is_init_server,
         "unit": plan.unit,
+        "restart_marker": restart_marker_for(plan.unit),
         "env_file": dist.env_file(req.role),
         "role_name": dist.role_name(req.role),
         "registers_node": dist.registers_node(req.role, plan.exec_args),

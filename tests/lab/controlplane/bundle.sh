@@ -2,6 +2,8 @@
 # Build the lab air-gap bundle of the K3s/K0s stand-ins (test-only) from the control-plane binaries:
 #   $EDGEFLEET_CACHE/bundle/k3s/<ver>/{k3s,sha256sum-amd64.txt}
 #   $EDGEFLEET_CACHE/bundle/k0s/<ver>/{k0s-<ver>-amd64,sha256sum-amd64.txt}
+# for the version in versions.env and for its "next" version (upgrade tests: the same stand-in under
+# another version string).
 # Each stand-in is one self-extracting file (standin/header.sh + tar.gz of bin/ and the Python code).
 # The Python code is the edgefleet_standin package plus a copy of the collection's K3s flag table
 # (plugins/module_utils/_distribution/k3s_flag_table.py, the one list of K3s flags; the stand-in
@@ -35,6 +37,8 @@ K3S_V="$EDGEFLEET_LAB_K3S_VERSION"
 K0S_V="$EDGEFLEET_LAB_K0S_VERSION"
 K3S_DIR="$CACHE/bundle/k3s/$K3S_V"
 K0S_DIR="$CACHE/bundle/k0s/$K0S_V"
+K3S_NEXT="$EDGEFLEET_LAB_K3S_NEXT_VERSION"
+K0S_NEXT="$EDGEFLEET_LAB_K0S_NEXT_VERSION"
 
 STAMP="$CACHE/controlplane/bundle-$K3S_V-$K0S_V.inputs"
 start=$(date +%s)
@@ -44,7 +48,8 @@ trap 'rm -rf "$work"' EXIT
 lib_hash="$(stage_lib "$work/payload/lib")"
 inputs="$( { cat "$BIN/.stamp" "$HERE/standin/header.sh" "$HERE/versions.env"; echo "lib=$lib_hash"; } \
            | sha256sum | cut -c1-16)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$inputs" && -x "$K3S_DIR/k3s" && -x "$K0S_DIR/k0s-$K0S_V-amd64" ]]; then
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$inputs" && -x "$K3S_DIR/k3s" && -x "$K0S_DIR/k0s-$K0S_V-amd64" \
+      && -x "$CACHE/bundle/k3s/$K3S_NEXT/k3s" && -x "$CACHE/bundle/k0s/$K0S_NEXT/k0s-$K0S_NEXT-amd64" ]]; then
     echo "bundle: cached $K3S_DIR $K0S_DIR"
     exit 0
 fi
@@ -62,13 +67,19 @@ make_one() { # flavor version out
     chmod 0755 "$3.tmp"
     mv -f "$3.tmp" "$3"
 }
-mkdir -p "$K3S_DIR" "$K0S_DIR"
-make_one k3s "$K3S_V" "$K3S_DIR/k3s"
-(cd "$K3S_DIR" && sha256sum k3s > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
-make_one k0s "$K0S_V" "$K0S_DIR/k0s-$K0S_V-amd64"
-(cd "$K0S_DIR" && sha256sum "k0s-$K0S_V-amd64" > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
-rm -f "$K3S_DIR/.inputs" "$K0S_DIR/.inputs"
+bundle_one() { # flavor version: the bundle directory of one stand-in version, with its sums file
+    local dir="$CACHE/bundle/$1/$2" file
+    file=$([[ $1 == k3s ]] && echo k3s || echo "k0s-$2-amd64")
+    mkdir -p "$dir"
+    make_one "$1" "$2" "$dir/$file"
+    (cd "$dir" && sha256sum "$file" > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
+    rm -f "$dir/.inputs"
+}
+bundle_one k3s "$K3S_V"
+bundle_one k0s "$K0S_V"
+bundle_one k3s "$K3S_NEXT"
+bundle_one k0s "$K0S_NEXT"
 echo "$inputs" > "$STAMP"
 echo "bundle: built in $(( $(date +%s) - start )) s (payload $hash, $(du -h "$K3S_DIR/k3s" | cut -f1))"
-echo "  $K3S_DIR"
-echo "  $K0S_DIR"
+echo "  $K3S_DIR (next: $K3S_NEXT)"
+echo "  $K0S_DIR (next: $K0S_NEXT)"

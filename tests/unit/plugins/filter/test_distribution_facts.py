@@ -107,6 +107,8 @@ def test_distribution_node_from_host_vars(
 ) -> None:
     node = f.distribution_node(_hostvars(distribution, host, role, ["s1"], agents))
     assert node["unit"] == unit
+    # One record of an owed restart per unit: the artifacts role writes it, the distribution role reads it.
+    assert node["restart_marker"] == f"/var/lib/edgefleet/restart-pending/{unit}"
     assert node["registers_node"] is registers
     assert node["is_init_server"] is (host == "s1")
 

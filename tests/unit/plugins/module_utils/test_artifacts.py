@@ -312,3 +312,48 @@ def test_diff_lists_paths_and_hashes(tmp_path: Path) -> None:
     diff = artifacts.diff_of([result])
     assert "/s/k3s (absent)" in diff["before"]
     assert f"/usr/local/bin/k3s {'f' * 64}" in diff["after"]
+
+
+def test_a_replaced_binary_records_the_restart_before_the_swap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new binary over an installed one of other content: the service still runs the old one, so the
+    restart is recorded first (a run killed right after the swap still restarts it next time)."""
+    directory = make_bundle(tmp_path / "b")
+    plan = artifacts.verify_local_bundle(str(directory), "k3s", VERSION, "arm64", ["binary", "install_script"])
+    files = _module_files(plan, tmp_path)
+    staging = str(tmp_path / "node" / "staging")
+    marker = tmp_path / "node" / "restart-pending" / "k3s.service"
+    sources = {}
+    for f in plan.files:
+        (tmp_path / f"sent-{f.name}").write_bytes(Path(f.local_path).read_bytes())
+        sources[f.name] = str(tmp_path / f"sent-{f.name}")
+
+    # First install: nothing runs the binary yet, nothing to record.
+    results, problems = artifacts.stage_and_install(files, staging, sources, False, str(marker))
+    assert problems == [] and not marker.exists() and not any(r.restart_recorded for r in results)
+
+    # The installed binary is another version's (what an upgrade replaces); check mode records nothing.
+    binary = tmp_path / "node" / "usr/local/bin/k3s"
+    binary.write_bytes(b"the old version")
+    results, problems = artifacts.stage_and_install(files, staging, {}, True, str(marker))
+    assert problems == [] and not marker.exists()
+
+    # The marker is on disk when the binary is swapped (seen from inside the swap).
+    seen: list[bool] = []
+    place = artifacts._place
+
+    def spy(src: str, dest: str, mode: int, move: bool) -> None:
+        if dest == str(binary):
+            seen.append(marker.exists())
+        place(src, dest, mode, move)
+
+    monkeypatch.setattr(artifacts, "_place", spy)
+    results, problems = artifacts.stage_and_install(files, staging, {}, False, str(marker))
+    assert problems == []
+    assert seen == [True], "the restart was not recorded before the binary was replaced"
+    assert oct(marker.stat().st_mode & 0o777) == "0o600"
+    assert [r.name for r in results if r.restart_recorded] == ["k3s-arm64"]
+
+    # Nothing new to install: the marker stays for the distribution role to act on and remove; no new one.
+    marker.unlink()
+    results, problems = artifacts.stage_and_install(files, staging, {}, False, str(marker))
+    assert problems == [] and not marker.exists() and not any(r.changed for r in results)

@@ -1,0 +1,192 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab fleet for integration tests that run `playbooks/site.yml` on the lab nodes (`make lab-up`).
+
+The lab fleet (inventories/lab/lab.fleet.yml) has two clusters: lab-k3s (node1 server, node2 and node3
+agents) and lab-k0s (node4), in the containers edgefleet-node1..4. Their control planes are the lab's
+stand-ins (a real kube-apiserver on kine/SQLite behind a K3s/K0s-shaped CLI), not real K3s or K0s.
+`Site` runs ansible-playbook with the fleet_summary callback and reads its JSON report and retry file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+FLEET = REPO / "inventories" / "lab" / "lab.fleet.yml"
+NODES = ("node1", "node2", "node3", "node4")
+CONTAINER = "edgefleet-{}"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def podman(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=False, timeout=60)
+
+
+def lab_is_up() -> bool:
+    names = podman("ps", "--format", "{{.Names}}").stdout.split()
+    return all(CONTAINER.format(n) in names for n in NODES)
+
+
+def pause(*nodes: str) -> None:
+    for node in nodes:
+        assert podman("pause", CONTAINER.format(node)).returncode == 0, f"cannot pause {node}"
+
+
+def unpause(*nodes: str) -> None:
+    for node in nodes:
+        state = podman("inspect", "-f", "{{.State.Status}}", CONTAINER.format(node)).stdout.strip()
+        if state == "paused":
+            podman("unpause", CONTAINER.format(node))
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    report: dict[str, Any]
+    retry: list[str] | None
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+            for m in RECAP.finditer(self.out)
+        }
+
+    def node(self, name: str) -> dict[str, Any]:
+        found = [n for n in self.report.get("nodes", []) if n["name"] == name]
+        assert found, f"{name} is not in the report: {self.report}"
+        return found[0]
+
+    def cluster(self, name: str) -> dict[str, Any]:
+        found = [c for c in self.report.get("clusters", []) if c["name"] == name]
+        assert found, f"cluster {name} is not in the report"
+        return found[0]
+
+    def tail(self) -> str:
+        return self.out[-6000:]
+
+
+class Site:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.count = 0
+
+    def _argv(self, *extra: str) -> tuple[list[str], dict[str, str], Path, Path]:
+        self.count += 1
+        report = self.work / f"report-{self.count}.json"
+        retry = self.work / f"retry-{self.count}"
+        env = dict(os.environ)
+        env.update(
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
+            ANSIBLE_CALLBACKS_ENABLED="edgefleet.k8s.fleet_summary",
+            ANSIBLE_FORCE_COLOR="0",
+            ANSIBLE_NOCOLOR="1",
+            EDGEFLEET_REPORT=str(report),
+            EDGEFLEET_RETRY_FILE=str(retry),
+            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        )
+        argv = [str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml", "-i", str(FLEET), *extra]
+        return argv, env, report, retry
+
+    @staticmethod
+    def _result(rc: int, out: str, report: Path, retry: Path) -> Run:
+        data = json.loads(report.read_text()) if report.exists() else {}
+        lines = retry.read_text().split() if retry.exists() else None
+        return Run(rc, out, data, lines)
+
+    def run(self, *extra: str, timeout: int = 900) -> Run:
+        argv, env, report, retry = self._argv(*extra)
+        proc = subprocess.run(
+            argv,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return self._result(proc.returncode, proc.stdout + proc.stderr, report, retry)
+
+    def run_killed(self, when_line: str, *extra: str, timeout: int = 900) -> str:
+        """A run whose controller (ansible-playbook and its workers) is killed with SIGKILL as soon as the
+        output shows ``when_line``; returns the output up to then."""
+        argv, env, _report, _retry = self._argv(*extra)
+        log = self.work / f"run-{self.count}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + timeout
+            killed = False
+            while proc.poll() is None and time.monotonic() < deadline:
+                if when_line in log.read_text():
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = True
+                    break
+                time.sleep(0.2)
+            proc.wait()
+        assert killed, f"the run never reached {when_line!r}: {log.read_text()[-3000:]}"
+        return log.read_text()
+
+    def run_pausing(self, node: str, when_line: str, *extra: str, timeout: int = 900) -> Run:
+        """A run during which ``node`` is paused as soon as the output shows ``when_line``."""
+        argv, env, report, retry = self._argv(*extra)
+        log = self.work / f"run-{self.count}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + timeout
+            paused = False
+            while proc.poll() is None and time.monotonic() < deadline:
+                if not paused and when_line in log.read_text():
+                    pause(node)
+                    paused = True
+                time.sleep(0.5)
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        assert paused, f"the run never reached {when_line!r}: {log.read_text()[-3000:]}"
+        return self._result(proc.returncode, log.read_text(), report, retry)
+
+
+def exec_on(node: str, *argv: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["podman", "exec", "-i", CONTAINER.format(node), *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"{node}: {argv} exited {proc.returncode}: {proc.stderr[-1000:]}"
+    return proc.stdout
+
+
+def sha(node: str, path: str) -> str | None:
+    proc = podman("exec", CONTAINER.format(node), "sha256sum", path)
+    return proc.stdout.split()[0] if proc.returncode == 0 else None
+
+
+def registered_nodes(server: str) -> list[str]:
+    out = podman("exec", CONTAINER.format(server), "k3s", "kubectl", "get", "nodes", "-o", "name").stdout
+    return [line.removeprefix("node/") for line in out.split() if line.startswith("node/")]
