@@ -58,7 +58,8 @@ SETTING_KEYS: tuple[str, ...] = (
     "labels",
     "vars",
 )
-DEFAULTS_KEYS: tuple[str, ...] = SETTING_KEYS
+# channels: fleet-wide only, the version each release channel runs, per distribution.
+DEFAULTS_KEYS: tuple[str, ...] = (*SETTING_KEYS, "channels")
 SITE_KEYS: tuple[str, ...] = ("name", "nodes", "groups", *SETTING_KEYS)
 NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars")
 GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch")
@@ -470,11 +471,43 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
     return out, bad
 
 
+def _check_channels(ctx: Ctx, raw: object) -> dict[str, dict[str, str]] | None:
+    """``channels: {<channel>: {<distribution>: <version>}}``: every problem is reported; None if any."""
+    shape = "a mapping of channel name to {distribution: version}, e.g. {stable: {k3s: 'v1.31.4+k3s1'}}"
+    if not isinstance(raw, dict) or not raw:
+        ctx.bad_value("channels", raw, shape)
+        return None
+    out: dict[str, dict[str, str]] = {}
+    ok = True
+    for channel, versions in raw.items():
+        if _check_name(ctx, f"channels.{text_of(channel)}", channel, "channel") is None:
+            ok = False
+            continue
+        key = f"channels.{channel}"
+        if not isinstance(versions, dict) or not versions:
+            ctx.bad_value(key, versions, "a mapping of distribution to version, e.g. {k3s: 'v1.31.4+k3s1'}")
+            ok = False
+            continue
+        for distribution, version in versions.items():
+            dkey = f"{key}.{text_of(distribution)}"
+            if _check_choice(ctx, dkey, distribution, DISTRIBUTIONS) is None:
+                ok = False
+            elif not (isinstance(version, str) and _version_ok(distribution, version)):
+                example = registry.get(distribution).version_example
+                ctx.bad_value(dkey, version, f"a {distribution} version such as {example!r} (quote it)")
+                ok = False
+            else:
+                out.setdefault(channel, {})[distribution] = version
+    return out if ok else None
+
+
 class _Registry:
     """Everything gathered from the documents before per-site validation."""
 
     def __init__(self) -> None:
         self.defaults: dict[str, t.Any] = {}
+        # channels: {channel: {distribution: version}}; None when given but invalid (reported once).
+        self.channels: dict[str, dict[str, str]] | None = {}
         self.defaults_file: str | None = None
         self.defaults_given: frozenset[str] = frozenset()
         self.defaults_bad: frozenset[str] = frozenset()  # given in defaults, but invalid
@@ -515,6 +548,8 @@ def _collect(documents: t.Iterable[tuple[str, t.Any]], problems: Problems) -> _R
                     dctx = ctx.sub("defaults.")
                     dctx.check_keys(raw, DEFAULTS_KEYS, "defaults")
                     reg.defaults, bad = _check_settings(dctx, raw)
+                    if "channels" in raw:
+                        reg.channels = _check_channels(dctx, raw["channels"])
                     reg.defaults_bad = frozenset(bad)
                 elif raw is not None:
                     ctx.bad_value("defaults", raw, "a mapping with keys " + ", ".join(DEFAULTS_KEYS))
@@ -619,11 +654,24 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
     bad |= {key for key in reg.defaults_bad if not _given(own, key)}
     defaults = reg.defaults
     settings = {**defaults, **own}
-    for key in ("region", "model", "channel", "version"):
-        if key not in raw and key not in reg.defaults_given:
-            ctx.error(key, "missing; set it on the site or in the fleet defaults")
-            bad.add(key)
     distribution = None if "distribution" in bad else settings.get("distribution", DISTRIBUTIONS[0])
+    # The version: the site's own, else its channel's for its distribution, else the fleet default.
+    channel_version = None
+    channels = reg.channels
+    if "version" not in raw and channels is None:
+        bad.add("version")  # the channels are invalid (reported once, in defaults); nothing is built on them
+    elif "version" not in raw and channels and distribution is not None and isinstance(settings.get("channel"), str):
+        channel_version = channels.get(settings["channel"], {}).get(distribution)
+    if channel_version is not None:
+        settings["version"] = channel_version
+        bad.discard("version")
+    for key in ("region", "model", "channel", "version"):
+        if key == "version" and (channel_version or channels is None):
+            continue  # from the channel; or the channels are invalid, reported once in defaults
+        if key not in raw and key not in reg.defaults_given:
+            where = "on the site, in the fleet defaults or in defaults.channels" if key == "version" else ""
+            ctx.error(key, f"missing; set it {where or 'on the site or in the fleet defaults'}")
+            bad.add(key)
     datastore = None if "datastore" in bad else settings.get("datastore", "sqlite")
     version = None if "version" in bad else settings.get("version")
     if isinstance(version, str) and distribution is not None and not _version_ok(distribution, version):
