@@ -91,9 +91,9 @@ options:
     description:
       - Fleet-wide settings that every site inherits and may override
         (region, model, channel, distribution, version, datastore, datastore_endpoint, arch, gitops, labels, vars).
-      - Also C(channels), fleet-wide only, the version each release channel runs per distribution
-        (C({stable: {k3s: v1.31.4+k3s1}})). A site without its own C(version) runs its channel's version for its
-        distribution, else the default C(version).
+      - Also C(channels), fleet-wide only, the version each release channel runs per distribution, a mapping
+        of channel name to a mapping of distribution to version. A site without its own C(version) runs its
+        channel's version for its distribution, else the default C(version).
       - May be given once, here or in one source document.
     type: dict
   overlays:
