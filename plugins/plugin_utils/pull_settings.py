@@ -36,7 +36,7 @@ BRANCH = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$
 def _signer_problems(text: Any) -> list[str]:
     """Problems of an allowed signers text (``principals [options] keytype base64 [comment]`` a line)."""
     if not isinstance(text, str) or not text.strip():
-        return ["is empty; allowed: the allowed signers lines (ssh-keygen ALLOWED SIGNERS format) of the commit signers"]
+        return ["is empty; allowed: the commit signers as ssh-keygen ALLOWED SIGNERS lines"]
     found: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -52,7 +52,9 @@ def _signer_problems(text: Any) -> list[str]:
     return found
 
 
-def pull_problems(hostvars: Mapping[str, Any], host: str, source: str = "the inventory", local_run: bool = False) -> list[str]:
+def pull_problems(
+    hostvars: Mapping[str, Any], host: str, source: str = "the inventory", local_run: bool = False
+) -> list[str]:
     """Every problem of ``host``'s pull-mode settings; empty when pull mode is off or the settings are good.
 
     ``local_run`` is true on the node itself (the timer's run), where the controller-side wheelhouse is not needed.

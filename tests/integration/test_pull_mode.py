@@ -163,7 +163,8 @@ class SiteRepo:
             target = coll / "edgefleet" / "k8s" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, target)
-        site_packages = Path(sh(str(VENV_BIN / "python"), "-c", "import ansible_collections as a; print(a.__path__[0])").stdout.strip())
+        where = sh(str(VENV_BIN / "python"), "-c", "import ansible_collections as a; print(a.__path__[0])")
+        site_packages = Path(where.stdout.strip())
         for name in VENDORED:
             shutil.copytree(site_packages / name, coll / name, ignore=shutil.ignore_patterns("__pycache__", "tests"))
         (self.root / "ansible.cfg").write_text(
@@ -189,7 +190,8 @@ class SiteRepo:
             "edgefleet_pull_backoff_base": BACKOFF_BASE,
             "edgefleet_pull_backoff_max": 4 * BACKOFF_BASE,
         }
-        (self.root / "inventory" / "group_vars" / "all.yml").write_text("---\n" + json.dumps(group_vars, indent=2) + "\n")
+        group_vars_file = self.root / "inventory" / "group_vars" / "all.yml"
+        group_vars_file.write_text("---\n" + json.dumps(group_vars, indent=2) + "\n")
         self.commit("site repo for the pull-mode node", sign=True)
 
     def commit(self, message: str, sign: bool, key: Path | None = None) -> str:
@@ -291,7 +293,8 @@ def test_pull_mode(lab: SiteRepo) -> None:
     while not status() and time.monotonic() < deadline:
         time.sleep(3)
     first = status()
-    assert first.get("result") == "converged", (first, node_exec("cat", "/var/lib/edgefleet/pull/last-run.log", check=False).stdout[-4000:])
+    log = node_exec("cat", "/var/lib/edgefleet/pull/last-run.log", check=False).stdout
+    assert first.get("result") == "converged", (first, log[-4000:])
     assert first["commit"] == head and first["failed"] is False and first["node"] == "pull1"
     assert node_exec("git", "-C", CHECKOUT, "rev-parse", "HEAD").stdout.strip() == head
     assert oct(int(node_exec("stat", "-c", "%a", STATUS).stdout.strip(), 8)) == "0o644"

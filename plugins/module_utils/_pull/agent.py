@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,8 @@ class Outcome:
     out: str
 
 
-Runner = Any  # a callable (argv, env, cwd, timeout) -> Outcome; tests replace it
+#: How the agent runs a command: (argv, env, cwd, timeout) -> Outcome. Tests replace it.
+Runner = Callable[[Sequence[str], Mapping[str, str], str | None, int], Outcome]
 
 
 def run_command(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, timeout: int) -> Outcome:
@@ -176,7 +177,7 @@ def _utc(now: float) -> str:
 class Agent:
     """One pull run. ``runner`` and ``clock`` are injectable so the decisions are unit-tested without Git."""
 
-    def __init__(self, config: Config, runner: Runner = run_command, clock: Any = time.time) -> None:
+    def __init__(self, config: Config, runner: Runner = run_command, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.runner = runner
         self.clock = clock
@@ -316,8 +317,10 @@ class Agent:
         applied = str(prev.get("applied_commit", "") or "")
         next_attempt = float(prev.get("next_attempt", 0) or 0)
         if failures and not now_flag and now < next_attempt:
-            return 0, None, (
-                f"backing off after {failures} failed run(s) until {_utc(next_attempt)}; nothing fetched or applied"
+            return (
+                0,
+                None,
+                (f"backing off after {failures} failed run(s) until {_utc(next_attempt)}; nothing fetched or applied"),
             )
 
         commit, why = self.fetch()
