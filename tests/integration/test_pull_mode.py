@@ -83,22 +83,35 @@ def pull_image() -> str:
         ) as proc:
             out, err = proc.communicate(recipe, timeout=900)
         assert proc.returncode == 0, f"building {tag} failed: {out[-1000:]}{err[-2000:]}"
+        # Images of older recipes (another lab image): podman refuses to remove one a container still uses.
+        old = sh("podman", "images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/edgefleet-pull", check=False)
+        for other in set(old.stdout.split()) - {tag}:
+            sh("podman", "rmi", other, check=False)
     return tag
 
 
-def wheelhouse(dest: Path) -> Path:
-    """ansible-core (the controller's version) and its dependencies as wheels, plus pip, pinned by sha256."""
-    import ansible.release
+#: ansible-core's dependencies (and theirs), pinned to the controller's versions: the node runs what CI tested.
+WHEEL_DEPS = ("jinja2", "pyyaml", "cryptography", "packaging", "resolvelib", "markupsafe", "cffi", "pycparser")
 
-    cache = CACHE / "pull-wheelhouse" / ansible.release.__version__
+
+def wheelhouse(dest: Path) -> Path:
+    """ansible-core and its dependencies at the controller's versions, plus pip, as wheels pinned by sha256."""
+    from importlib import metadata
+
+    pins = [f"ansible-core=={metadata.version('ansible-core')}", "pip"]
+    for dist in WHEEL_DEPS:
+        try:
+            pins.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    cache = CACHE / "pull-wheelhouse" / hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
     if not (cache / "requirements.txt").exists():
         tmp = cache.with_name(cache.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         sh(
             str(VENV_BIN / "python"), "-m", "pip", "download", "--quiet", "--dest", str(tmp), "--only-binary=:all:",
             "--python-version", "3.11", "--implementation", "cp", "--platform", "manylinux2014_x86_64",
-            "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
-            f"ansible-core=={ansible.release.__version__}", "pip",
+            "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64", *pins,
         )  # fmt: skip
         lines = []
         for wheel in sorted(tmp.glob("*.whl")):
@@ -302,6 +315,9 @@ def test_pull_mode(lab: SiteRepo) -> None:
     assert not port_open(NODE_IP, 22), "port 22 of the pull-mode node answers from the controller"
     assert "dport 22" not in node_exec("nft", "list", "table", "inet", "edgefleet").stdout
     assert api_ready()
+    # The run's fleet report (the fleet_summary callback on the node) sits next to the status file.
+    report = json.loads(node_exec("cat", first["report"]).stdout)
+    assert [(n["name"], n["state"]) for n in report["nodes"]] == [("pull1", "ready")], report
     # A second run on the same commit changes nothing.
     assert timer_run().returncode == 0
     again = status()

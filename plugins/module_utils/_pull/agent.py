@@ -275,6 +275,10 @@ class Agent:
             cfg.playbook,
         ]
 
+    @property
+    def report_file(self) -> str:
+        return os.path.join(os.path.dirname(self.config.status_file), "report.json")
+
     def playbook_env(self) -> dict[str, str]:
         cfg = self.config
         env = {
@@ -285,6 +289,9 @@ class Agent:
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            # The fleet report of this one-node run (docs/fleet-report.md), next to the status file.
+            "ANSIBLE_CALLBACKS_ENABLED": "edgefleet.k8s.fleet_summary",
+            "EDGEFLEET_REPORT": self.report_file,
         }
         config_file = os.path.join(cfg.checkout, "ansible.cfg")
         if os.path.isfile(config_file):
@@ -355,6 +362,7 @@ class Agent:
             ),
             consecutive_failures=failures,
             next_attempt=now + wait if wait else 0.0,
+            extra={"report": self.report_file} if result in ("converged", "failed") else {},
         )
         write_json_atomic(cfg.status_file, status.as_dict())
         return (0 if ok else 1), status, status.message

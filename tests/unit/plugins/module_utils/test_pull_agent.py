@@ -133,6 +133,10 @@ def test_a_signed_commit_is_checked_out_run_and_recorded(world: World) -> None:
     assert argv[3:5] == ["-c", "local"] and argv[5:7] == ["--limit", "pull1"]
     assert argv[2] == os.path.join(world.config.checkout, "inventory/site.fleet.yml")
     assert oct(os.stat(world.config.log_file).st_mode & 0o777) == "0o600"
+    # The run writes its one-node fleet report next to the status file, which names it.
+    env = world.agent().playbook_env()
+    assert env["ANSIBLE_CALLBACKS_ENABLED"] == "edgefleet.k8s.fleet_summary"
+    assert env["EDGEFLEET_REPORT"] == recorded["report"] == str(Path(world.config.status_file).parent / "report.json")
 
 
 @pytest.mark.parametrize("how", ["unsigned", "other key"])
