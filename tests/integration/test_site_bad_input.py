@@ -117,3 +117,21 @@ def test_sqlite_with_two_servers_stops_at_the_inventory(tmp_path: Path, servers:
     out = _assert_no_host_touched(_run_site(tmp_path, fleet))
     assert "two-servers.fleet.yml" in out and "site-c" in out and "datastore" in out, out
     assert "etcd" in out, out
+
+
+def test_pull_mode_for_a_cluster_with_an_agent_stops_before_any_host(tmp_path: Path) -> None:
+    pull = {
+        "edgefleet_pull_mode": True,
+        "edgefleet_pull_repo": "git://127.0.0.1:9/site.git",
+        "edgefleet_pull_inventory": "inventory/site.fleet.yml",
+        "edgefleet_pull_allowed_signers": "admin@example.invalid ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake",
+    }
+    nodes = [_node("p1", "127.0.0.21"), _node("p2", "127.0.0.22", role="agent")]
+    site = {"name": "site-p", "datastore": "sqlite", "nodes": nodes, "vars": pull}
+    out = _assert_no_host_touched(_run_site(tmp_path, _fleet(tmp_path / "pull.fleet.yml", [site])))
+    # Both hosts, each named with the file and the key; what is allowed; the missing wheelhouse too.
+    for host in ("p1", "p2"):
+        found = f"pull.fleet.yml, host {host}: edgefleet_pull_mode: cluster site-p has servers [p1] and agents [p2]"
+        assert found in out, out
+    assert "allowed only for a cluster whose one node is its server" in out, out
+    assert "edgefleet_pull_wheelhouse" in out, out
