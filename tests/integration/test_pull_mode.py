@@ -240,7 +240,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteRepo]:
         site = SiteRepo(work / "site", keys)
         signer = site.keygen("signer")
         site.create(signer, site.signer_line(signer))
-        for _ in range(50):
+        for _attempt in range(50):
             if sh("git", "ls-remote", site.url, check=False).returncode == 0:
                 break
             time.sleep(0.2)
