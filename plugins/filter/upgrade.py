@@ -1,7 +1,7 @@
 # Copyright: edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The edgefleet.k8s.upgrade_plan and upgrade_wave_verdict filters; documentation in upgrade_plan.yml and
-upgrade_wave_verdict.yml beside this file. The logic is in plugin_utils/upgrade_plan.py."""
+"""The edgefleet.k8s.upgrade_plan, upgrade_wave_verdict and upgrade_report filters; documentation in the .yml files
+of the same names beside this file. The logic is in plugin_utils/upgrade_plan.py."""
 
 from __future__ import annotations
 
@@ -36,19 +36,35 @@ def upgrade_plan(hostvars: t.Any, hosts: t.Any, settings: t.Any = None) -> dict[
     return out
 
 
-def upgrade_wave_verdict(wave: t.Any, outcomes: t.Any, settings: t.Any = None) -> dict[str, t.Any]:
-    """After a wave: its failed clusters and whether the rollout halts."""
-    if not isinstance(wave, t.Mapping) or not isinstance(outcomes, t.Mapping):
+def upgrade_wave_verdict(
+    wave: t.Any, plan: t.Any, node_states: t.Any, live_hosts: t.Any, settings: t.Any = None
+) -> dict[str, t.Any]:
+    """After a wave: the outcome of each of its clusters, its failed clusters, and whether the rollout halts."""
+    if not all(isinstance(x, t.Mapping) for x in (wave, plan, node_states)) or isinstance(live_hosts, str):
         raise AnsibleFilterError(
-            "edgefleet.k8s.upgrade_wave_verdict: input must be a wave of the plan (a mapping) and outcomes "
-            "a mapping of cluster name to outcome"
+            "edgefleet.k8s.upgrade_wave_verdict: input must be a wave of the plan (a mapping), then the plan, the "
+            "node states (host name to state) and the hosts still in the play (a list)"
         )
     parsed, problems = _settings(settings, "upgrade_wave_verdict")
     if problems:
         raise AnsibleFilterError("edgefleet.k8s.upgrade_wave_verdict: " + "; ".join(problems))
-    return up.wave_verdict(wave, {str(k): str(v) for k, v in outcomes.items()}, parsed)
+    outcomes = up.wave_outcomes(
+        wave, plan.get("clusters") or {}, {str(k): str(v) for k, v in node_states.items()}, [str(h) for h in live_hosts]
+    )
+    return {**up.wave_verdict(wave, outcomes, parsed), "outcomes": outcomes}
+
+
+def upgrade_report(plan: t.Any, outcomes: t.Any, halted: t.Any = "") -> dict[str, t.Any]:
+    """Per cluster: outcome, versions before and after, wave and reason."""
+    if not isinstance(plan, t.Mapping) or not isinstance(outcomes, t.Mapping):
+        raise AnsibleFilterError("edgefleet.k8s.upgrade_report: input must be the plan and outcomes (mappings)")
+    return up.upgrade_report(plan, {str(k): str(v) for k, v in outcomes.items()}, str(halted or ""))
 
 
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
-        return {"upgrade_plan": upgrade_plan, "upgrade_wave_verdict": upgrade_wave_verdict}
+        return {
+            "upgrade_plan": upgrade_plan,
+            "upgrade_wave_verdict": upgrade_wave_verdict,
+            "upgrade_report": upgrade_report,
+        }

@@ -308,7 +308,7 @@ def build_plan(nodes: Iterable[NodeFacts], settings: Settings) -> Plan:
 
 def node_facts_from_hostvars(hostvars: Mapping[str, Mapping[str, Any]], hosts: Iterable[str]) -> list[NodeFacts]:
     """NodeFacts from Ansible host vars (the fleet inventory contract plus ``edgefleet_upgrade_current``,
-    the version the node's binary reports, and ``edgefleet_upgrade_reachable``)."""
+    the version the node's binary reports, "" without a binary; a host without it was not reached)."""
     out: list[NodeFacts] = []
     for host in hosts:
         hv = hostvars.get(host) or {}
@@ -321,7 +321,8 @@ def node_facts_from_hostvars(hostvars: Mapping[str, Mapping[str, Any]], hosts: I
                 distribution=str(hv.get("edgefleet_distribution", "k3s")),
                 target=str(hv.get("edgefleet_version", "")),
                 current=str(current) if current else None,
-                reachable=bool(hv.get("edgefleet_upgrade_reachable", True)),
+                # A host that never set edgefleet_upgrade_current was not reached when the versions were read.
+                reachable="edgefleet_upgrade_current" in hv and bool(hv.get("edgefleet_upgrade_reachable", True)),
                 groups=tuple(str(g) for g in hv.get("group_names") or ()),
                 init_server=host == hv.get("edgefleet_cluster_init_server"),
             )
@@ -350,3 +351,59 @@ def wave_verdict(wave: Mapping[str, Any], outcomes: Mapping[str, str], settings:
         if reasons
         else f"{name}: {len(failed)} failed cluster(s), within its budget of {budget}",
     }
+
+
+# Node states the upgrade play sets (fact __edgefleet_upgrade_node_state): pending (not touched), upgraded,
+# failed (its gate failed), rolled_back, rollback_failed.
+def wave_outcomes(
+    wave: Mapping[str, Any],
+    clusters: Mapping[str, Mapping[str, Any]],
+    states: Mapping[str, str],
+    live: Iterable[str],
+) -> dict[str, str]:
+    """Each cluster of a wave: upgraded, rolled_back, failed (a rollback that did not bring it back) or unreachable
+    (a node of it left the run, so it cannot be rolled back by this run)."""
+    alive = set(live)
+    out: dict[str, str] = {}
+    for name in [str(c) for c in wave.get("clusters") or []]:
+        nodes = [str(n) for n in (clusters.get(name) or {}).get("nodes_to_upgrade") or []]
+        seen = [states.get(n, "pending") for n in nodes if n in alive]
+        if any(n not in alive for n in nodes):
+            out[name] = "unreachable"
+        elif any(s in ("failed", "rollback_failed") for s in seen):
+            out[name] = "failed"
+        elif any(s == "rolled_back" for s in seen):
+            out[name] = "rolled_back"
+        elif seen and all(s == "upgraded" for s in seen):
+            out[name] = "upgraded"
+        else:
+            out[name] = "failed"
+    return out
+
+
+_ACTION_OUTCOME = {"current": "current", "unreachable": "unreachable", "skip": "skipped", "upgrade": "skipped"}
+
+
+def upgrade_report(plan: Mapping[str, Any], outcomes: Mapping[str, str], halted: str = "") -> dict[str, dict[str, Any]]:
+    """Per cluster: outcome, the version before and after, its wave and why (for the summary and JSON report)."""
+    report: dict[str, dict[str, Any]] = {}
+    waves = {int(w["index"]): str(w["name"]) for w in plan.get("waves") or []}
+    for name, cluster in sorted((plan.get("clusters") or {}).items()):
+        before = str(cluster.get("before") or "") or None
+        target = str(cluster.get("target") or "") or None
+        action = str(cluster.get("action"))
+        outcome = outcomes.get(name) or _ACTION_OUTCOME.get(action, "skipped")
+        reason = str(cluster.get("reason") or "")
+        if outcome == "skipped" and action == "upgrade":
+            reason = f"not reached: {halted}" if halted else "not reached in this run (prestage only?)"
+        after = {"upgraded": target, "current": target, "rolled_back": before}.get(outcome)
+        wave = cluster.get("wave")
+        report[name] = {
+            "outcome": outcome,
+            "before": before,
+            "after": after,
+            "target": target,
+            "wave": waves.get(int(wave)) if wave is not None else None,
+            "reason": reason or None,
+        }
+    return report

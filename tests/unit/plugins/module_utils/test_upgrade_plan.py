@@ -255,7 +255,7 @@ def hostvars() -> dict[str, dict[str, Any]]:
         "up1": hv("k3", "server", "v1.36.3+lab (lab)", groups=["canary"], edgefleet_cluster_init_server="up1"),
         "up2": hv("k3", "agent", "v1.36.3+lab"),
         "up3": hv("k0", "controller", "v1.36.3+lab"),
-        "up4": hv("off", "server", None, edgefleet_upgrade_reachable=False),
+        "up4": {"edgefleet_cluster": "off", "edgefleet_version": "v1.36.4+lab"},
     }
 
 
@@ -285,11 +285,93 @@ def test_filter_bad_input_is_a_clean_error() -> None:
     with pytest.raises(AnsibleFilterError, match="settings must be a mapping"):
         f.upgrade_plan({}, [], [1])
     with pytest.raises(AnsibleFilterError, match="wave of the plan"):
-        f.upgrade_wave_verdict([], {})
+        f.upgrade_wave_verdict([], {}, {}, [])
     with pytest.raises(AnsibleFilterError, match="edgefleet_upgrade_waves"):
-        f.upgrade_wave_verdict({}, {}, {"waves": []})
+        f.upgrade_wave_verdict({}, {}, {}, [], {"waves": []})
+    with pytest.raises(AnsibleFilterError, match="upgrade_report"):
+        f.upgrade_report([], {})
 
 
-def test_filter_wave_verdict() -> None:
-    verdict = f.upgrade_wave_verdict({"name": "canary", "clusters": ["k3"], "budget": 0}, {"k3": "rolled_back"})
-    assert verdict["halt"] is True
+PLAN = {
+    "clusters": {
+        "a": {
+            "action": "upgrade",
+            "before": "v1.36.3+lab",
+            "target": "v1.36.4+lab",
+            "wave": 0,
+            "nodes_to_upgrade": ["a1", "a2"],
+        },
+        "b": {
+            "action": "upgrade",
+            "before": "v1.36.3+lab",
+            "target": "v1.36.4+lab",
+            "wave": 1,
+            "nodes_to_upgrade": ["b1"],
+        },
+        "c": {
+            "action": "upgrade",
+            "before": "v1.36.3+lab",
+            "target": "v1.36.4+lab",
+            "wave": 1,
+            "nodes_to_upgrade": ["c1"],
+        },
+        "d": {
+            "action": "current",
+            "before": "v1.36.4+lab",
+            "target": "v1.36.4+lab",
+            "wave": None,
+            "reason": "every node",
+        },
+        "e": {
+            "action": "unreachable",
+            "before": "",
+            "target": "v1.36.4+lab",
+            "wave": None,
+            "reason": "unreachable: e1",
+        },
+    },
+    "waves": [
+        {"index": 0, "name": "canary", "clusters": ["a"], "budget": 0},
+        {"index": 1, "name": "wave 1", "clusters": ["b", "c"], "budget": 1},
+    ],
+}
+
+
+def test_wave_outcomes_from_node_states() -> None:
+    wave = PLAN["waves"][1]
+    out = up.wave_outcomes(wave, PLAN["clusters"], {"b1": "upgraded", "c1": "upgraded"}, ["b1", "c1"])
+    assert out == {"b": "upgraded", "c": "upgraded"}
+    out = up.wave_outcomes(wave, PLAN["clusters"], {"b1": "rolled_back", "c1": "pending"}, ["b1"])
+    assert out == {"b": "rolled_back", "c": "unreachable"}
+    out = up.wave_outcomes(
+        PLAN["waves"][0], PLAN["clusters"], {"a1": "rolled_back", "a2": "rollback_failed"}, ["a1", "a2"]
+    )
+    assert out == {"a": "failed"}
+    out = up.wave_outcomes(PLAN["waves"][0], PLAN["clusters"], {"a1": "upgraded", "a2": "pending"}, ["a1", "a2"])
+    assert out == {"a": "failed"}  # a node never reached its gate: not upgraded
+
+
+def test_filter_wave_verdict_from_states() -> None:
+    canary = PLAN["waves"][0]
+    verdict = f.upgrade_wave_verdict(canary, PLAN, {"a1": "rolled_back", "a2": "rolled_back"}, ["a1", "a2"])
+    assert verdict["halt"] is True and verdict["outcomes"] == {"a": "rolled_back"}
+    wave = PLAN["waves"][1]
+    below = f.upgrade_wave_verdict(wave, PLAN, {"b1": "upgraded", "c1": "upgraded"}, ["b1"])
+    assert below["halt"] is False and below["failed"] == ["c"]
+
+
+def test_report_per_cluster_with_versions_before_and_after() -> None:
+    report = up.upgrade_report(PLAN, {"a": "rolled_back"}, "canary: rolled back a")
+    assert report["a"] == {
+        "outcome": "rolled_back",
+        "before": "v1.36.3+lab",
+        "after": "v1.36.3+lab",
+        "target": "v1.36.4+lab",
+        "wave": "canary",
+        "reason": None,
+    }
+    assert report["b"]["outcome"] == "skipped" and report["b"]["reason"] == "not reached: canary: rolled back a"
+    assert report["d"]["outcome"] == "current" and report["d"]["after"] == "v1.36.4+lab"
+    assert report["e"]["outcome"] == "unreachable" and report["e"]["after"] is None
+    done = f.upgrade_report(PLAN, {"a": "upgraded", "b": "upgraded", "c": "unreachable"})
+    assert done["a"]["after"] == "v1.36.4+lab" and done["c"]["after"] is None
