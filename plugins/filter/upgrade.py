@@ -1,6 +1,7 @@
 # Copyright: edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The edgefleet.k8s.upgrade_plan, upgrade_wave_verdict and upgrade_report filters; documentation in the .yml files
+"""The edgefleet.k8s.upgrade_plan, upgrade_wave_verdict, upgrade_report and
+upgrade_plan_line filters; documentation in the .yml files
 of the same names beside this file. The logic is in plugin_utils/upgrade_plan.py."""
 
 from __future__ import annotations
@@ -61,10 +62,18 @@ def upgrade_report(plan: t.Any, outcomes: t.Any, halted: t.Any = "") -> dict[str
     return up.upgrade_report(plan, {str(k): str(v) for k, v in outcomes.items()}, str(halted or ""))
 
 
+def upgrade_plan_line(entry: t.Any) -> str:
+    """One line of the plan (a cluster or a wave) for the run's output."""
+    if not isinstance(entry, t.Mapping):
+        raise AnsibleFilterError("edgefleet.k8s.upgrade_plan_line: input must be a cluster or a wave of the plan")
+    return up.plan_line(entry)
+
+
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
         return {
             "upgrade_plan": upgrade_plan,
             "upgrade_wave_verdict": upgrade_wave_verdict,
             "upgrade_report": upgrade_report,
+            "upgrade_plan_line": upgrade_plan_line,
         }

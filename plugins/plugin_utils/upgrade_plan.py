@@ -407,3 +407,14 @@ def upgrade_report(plan: Mapping[str, Any], outcomes: Mapping[str, str], halted:
             "reason": reason or None,
         }
     return report
+
+
+def plan_line(entry: Mapping[str, Any]) -> str:
+    """One line of the plan for the run's output: a cluster or a wave."""
+    if "clusters" in entry:
+        clusters = ", ".join(str(c) for c in entry.get("clusters") or [])
+        return f"{entry.get('name')}: {clusters} (failure budget {entry.get('budget', 0)})"
+    before = entry.get("before") or "?"
+    line = f"cluster {entry.get('name')}: {entry.get('distribution')} {before} -> {entry.get('target')}: "
+    line += str(entry.get("action"))
+    return f"{line} ({entry['reason']})" if entry.get("reason") else line

@@ -375,3 +375,12 @@ def test_report_per_cluster_with_versions_before_and_after() -> None:
     assert report["e"]["outcome"] == "unreachable" and report["e"]["after"] is None
     done = f.upgrade_report(PLAN, {"a": "upgraded", "b": "upgraded", "c": "unreachable"})
     assert done["a"]["after"] == "v1.36.4+lab" and done["c"]["after"] is None
+
+
+def test_plan_lines() -> None:
+    plan = f.upgrade_plan(hostvars(), ["up1", "up2", "up3", "up4"], {"waves": [100]})
+    assert f.upgrade_plan_line(plan["clusters"]["k3"]) == "cluster k3: k3s v1.36.3+lab -> v1.36.4+lab: upgrade"
+    assert f.upgrade_plan_line(plan["clusters"]["off"]).startswith("cluster off: k3s ? -> v1.36.4+lab: unreachable (")
+    assert f.upgrade_plan_line(plan["waves"][0]) == "canary: k3 (failure budget 0)"
+    with pytest.raises(AnsibleFilterError):
+        f.upgrade_plan_line("x")
