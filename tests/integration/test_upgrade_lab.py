@@ -30,7 +30,7 @@ from types import FrameType
 
 import pytest
 import yaml
-from labsite import REPO, VENV_BIN, Run, Site
+from labsite import REPO, Run, Site
 
 pytestmark = pytest.mark.lab
 
@@ -104,45 +104,20 @@ class Fleet(Site):
     """ansible-playbook on this test's own fleet file (written by `write`), any playbook."""
 
     def __init__(self, work: Path) -> None:
-        super().__init__(work)
         self.inventory = work / "inventory"
+        super().__init__(work, self.inventory / "up.fleet.yml")
         (self.inventory / "group_vars").mkdir(parents=True, exist_ok=True)
         (self.inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(GROUP_VARS))
-        self.file = self.inventory / "up.fleet.yml"
 
     def write(self, k3s: str, k0s: str) -> None:
-        self.file.write_text(yaml.safe_dump(fleet(k3s, k0s), sort_keys=False))
+        self.fleet.write_text(yaml.safe_dump(fleet(k3s, k0s), sort_keys=False))
 
     def play(self, playbook: str, *extra: str, timeout: int = 1500) -> Run:
-        self.count += 1
-        report = self.work / f"report-{self.count}.json"
-        retry = self.work / f"retry-{self.count}"
-        env = dict(os.environ)
-        env.update(
-            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-            ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
-            ANSIBLE_CALLBACKS_ENABLED="edgefleet.k8s.fleet_summary",
-            ANSIBLE_FORCE_COLOR="0",
-            ANSIBLE_NOCOLOR="1",
-            EDGEFLEET_REPORT=str(report),
-            EDGEFLEET_RETRY_FILE=str(retry),
-            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        )
-        argv = [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", str(self.file), *extra]
         started = time.monotonic()
-        proc = subprocess.run(
-            argv,
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        (self.work / f"run-{self.count}.log").write_text(proc.stdout + proc.stderr)
-        note(f"{playbook} {' '.join(extra)}: rc {proc.returncode} in {time.monotonic() - started:.0f} s")
-        return self._result(proc.returncode, proc.stdout + proc.stderr, report, retry)
+        run = self.run(*extra, timeout=timeout, playbook=playbook)
+        (self.work / f"run-{self.count}.log").write_text(run.out)
+        note(f"{playbook} {' '.join(extra)}: rc {run.rc} in {time.monotonic() - started:.0f} s")
+        return run
 
 
 def sh(node: str, script: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
@@ -341,3 +316,88 @@ def test_upgrade_canary_first_then_a_wave_refusals_before_any_change_and_a_secon
         "up-k0s": "current",
     }
     note(f"whole test: {time.monotonic() - started:.0f} s")
+
+
+BROKEN = "v1.36.5+lab.broken"
+# TEST-ONLY. Not K3s/K0s and not even the lab stand-in: a few lines of shell that report the version they are
+# given and, run as a server, stay up without an API server, so the server never becomes ready. Written by this
+# test into a private bundle root; nothing outside this test uses it.
+BROKEN_BINARY = """#!/bin/sh
+# edgefleet TEST-ONLY BROKEN BINARY (tests/integration/test_upgrade_lab.py): NOT K3s/K0s, not the lab stand-in.
+# Reports {version}; as a server it runs but its API server never becomes ready.
+case "$1" in
+  --version|version) echo "{flavor} version {version} (test-only broken binary)"; exit 0 ;;
+  kubectl) echo "test-only broken binary: the API server never becomes ready" >&2; exit 1 ;;
+esac
+exec sleep infinity
+"""
+
+
+def broken_bundle(root: Path) -> Path:
+    """A bundle root with the real stand-in bundles (symlinked) and a broken K3s and K0s of version BROKEN."""
+    for dist in ("k3s", "k0s"):
+        (root / dist).mkdir(parents=True, exist_ok=True)
+        for version in (OLD, NEW):
+            link = root / dist / version
+            if not link.exists():
+                link.symlink_to(CACHE / "bundle" / dist / version)
+        directory = root / dist / BROKEN
+        directory.mkdir(exist_ok=True)
+        name = "k3s" if dist == "k3s" else f"k0s-{BROKEN}-amd64"
+        (directory / name).write_text(BROKEN_BINARY.format(flavor=dist, version=BROKEN))
+        (directory / name).chmod(0o755)
+        digest = subprocess.run(["sha256sum", name], cwd=directory, capture_output=True, text=True, check=True).stdout
+        (directory / "sha256sum-amd64.txt").write_text(digest)
+    return root
+
+
+def test_a_broken_version_fails_the_canary_gate_and_the_canary_is_rolled_back(lab: Fleet) -> None:
+    """The canary (up-k3s) goes to a version whose server never becomes ready: its gate fails, it is rolled back to
+    the version it ran, with the same ConfigMaps; the next wave (up-k0s) is not touched; the run exits non-zero and
+    the summary and the JSON report say "rolled back"."""
+    started = time.monotonic()
+    if any(installed(node) != NEW for node in NODES):  # alone (-k): bring the fleet to NEW first
+        lab.write(NEW, NEW)
+        ready = lab.play("site.yml", "--skip-tags", "os_hardening,gitops")
+        assert ready.rc == 0, ready.tail()
+        for node in ("up1", "up3"):
+            if configmaps_or_zero(node) == 0:
+                write_configmaps(node, CONFIGMAPS)
+    counts = {node: configmaps(node) for node in ("up1", "up3")}
+    k0s_binary = sha("up3", K0S)
+    k0s_invocation = out("up3", "systemctl show -p InvocationID --value k0scontroller").strip()
+    agent_invocation = out("up2", "systemctl show -p InvocationID --value k3s-agent").strip()
+
+    root = broken_bundle(lab.work / "bundle")
+    lab.write(BROKEN, BROKEN)
+    run = lab.play("upgrade.yml", "-e", f"edgefleet_artifacts_bundle={root}", "-e", "edgefleet_upgrade_gate_timeout=90")
+    assert run.rc != 0, run.tail()
+    assert "gate of up1 failed" in run.out, run.tail()
+    assert "/readyz did not answer ok" in run.out
+    # Rolled back: the version it ran, running, every ConfigMap there.
+    assert installed("up1") == NEW and running_version("up1") == NEW
+    assert kubelet_versions()["up1"] == NEW
+    assert configmaps("up1") == counts["up1"]
+    # Nothing else touched: the agent of the canary was not restarted, the next wave not started.
+    assert out("up2", "systemctl show -p InvocationID --value k3s-agent").strip() == agent_invocation
+    assert installed("up2") == NEW
+    assert sha("up3", K0S) == k0s_binary and installed("up3") == NEW
+    assert out("up3", "systemctl show -p InvocationID --value k0scontroller").strip() == k0s_invocation
+    assert configmaps("up3") == counts["up3"]
+    k3s = run.cluster("up-k3s")["upgrade"]
+    assert (k3s["outcome"], k3s["before"], k3s["target"], k3s["after"]) == ("rolled_back", NEW, BROKEN, NEW), k3s
+    k0s = run.cluster("up-k0s")["upgrade"]
+    assert k0s["outcome"] == "skipped" and k0s["reason"].startswith("not reached: canary"), k0s
+    assert re.search(r"up-k3s .*rolled back " + re.escape(f"{NEW} -> {BROKEN} -> {NEW}"), run.out)
+    assert run.node("up1")["state"] == "failed" and "rolled back" in run.node("up1")["error"]["message"]
+
+    # Back to the fleet's good version for whatever runs next: nothing to do.
+    lab.write(NEW, NEW)
+    after = lab.play("upgrade.yml")
+    assert after.rc == 0 and all(r["changed"] == 0 for r in after.recap().values()), after.tail()
+    note(f"rollback test: {time.monotonic() - started:.0f} s")
+
+
+def configmaps_or_zero(node: str) -> int:
+    res = sh(node, f"{kubectl(node)} get configmaps -n upgrade-test -o name | wc -l")
+    return int(res.stdout.strip() or 0) if res.returncode == 0 else 0
