@@ -366,7 +366,6 @@ def test_a_broken_version_fails_the_canary_gate_and_the_canary_is_rolled_back(la
     counts = {node: configmaps(node) for node in ("up1", "up3")}
     k0s_binary = sha("up3", K0S)
     k0s_invocation = out("up3", "systemctl show -p InvocationID --value k0scontroller").strip()
-    agent_invocation = out("up2", "systemctl show -p InvocationID --value k3s-agent").strip()
 
     root = broken_bundle(lab.work / "bundle")
     lab.write(BROKEN, BROKEN)
@@ -378,9 +377,11 @@ def test_a_broken_version_fails_the_canary_gate_and_the_canary_is_rolled_back(la
     assert installed("up1") == NEW and running_version("up1") == NEW
     assert kubelet_versions()["up1"] == NEW
     assert configmaps("up1") == counts["up1"]
-    # Nothing else touched: the agent of the canary was not restarted, the next wave not started.
-    assert out("up2", "systemctl show -p InvocationID --value k3s-agent").strip() == agent_invocation
-    assert installed("up2") == NEW
+    # Nothing else touched: the canary's agent and the next wave only got the new version staged (prestage). (The
+    # stand-in agent may restart by itself while its server is down, so its unit's invocation is not compared.)
+    staging = ["edgefleet.k8s.artifacts : Stage the verified air-gap artifacts"]
+    assert run.node("up2")["changed"]["tasks"] == staging and run.node("up3")["changed"]["tasks"] == staging
+    assert installed("up2") == NEW and running_version("up2") == NEW
     assert sha("up3", K0S) == k0s_binary and installed("up3") == NEW
     assert out("up3", "systemctl show -p InvocationID --value k0scontroller").strip() == k0s_invocation
     assert configmaps("up3") == counts["up3"]
