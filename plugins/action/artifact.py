@@ -68,6 +68,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
             return result
 
         module_files = [f.as_module_arg() for f in plan.files]
+        if not args["install"]:
+            # Stage only (upgrade prestage): nothing is installed, so the running service and its binary stay.
+            module_files = [{**f, "install_path": None} for f in module_files]
         node_args = {
             key: args[key]
             for key in ("bundle", "distribution", "version", "arch", "components", "staging_root", "bin_dir")

@@ -146,6 +146,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
         verify = facts.get("edgefleet_verify")
         if isinstance(verify, dict):
             self._run.verified(host, verify)
+        upgrade = facts.get("edgefleet_upgrade_report")
+        if isinstance(upgrade, dict):
+            self._run.upgrade_report(upgrade)
         skipped = facts.get("edgefleet_skipped")
         if isinstance(skipped, str) and skipped:
             self._run.skipped(host, skipped)
@@ -170,7 +173,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
             return
         nodes = self._run.outcomes(failures=stats.failures, dark=stats.dark)
         self._display.banner("EDGEFLEET SUMMARY")
-        self._display.display(render_table(summarise(nodes)))
+        self._display.display(render_table(summarise(nodes, self._run.upgrade)))
 
         report_path = self.get_option("report_path")
         if report_path:
@@ -181,7 +184,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible is untyped 
                 ansible_version=ansible_version,
                 check_mode=bool(context.CLIARGS.get("check", False)),
             )
-            text = json.dumps(build_report(nodes, run), indent=2) + "\n"
+            text = json.dumps(build_report(nodes, run, self._run.upgrade or None), indent=2) + "\n"
             self._write(report_path, text, f"fleet report: {report_path}")
 
         retry_path = self.get_option("retry_path")

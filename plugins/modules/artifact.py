@@ -96,6 +96,13 @@ options:
         on the next run.
       - Unset, a changed binary is installed and nothing records that its service must restart.
     type: path
+  install:
+    description:
+      - Install the staged files (the binary into O(bin_dir), images into O(images_dir)). Off, the files are only
+        staged into O(staging_root) (verified, sent when missing), and nothing installed changes; the upgrade
+        playbook prestages a new version this way before any restart.
+    type: bool
+    default: true
   _files:
     description: Internal, set by the action plugin (the verified files and their pinned sha256). Do not set.
     type: list

@@ -153,6 +153,7 @@ class RunRecorder:
         self._changed_count: dict[str, int] = {}
         self._changed_tasks: dict[str, list[str]] = {}
         self._skipped: dict[str, str] = {}
+        self._upgrade: dict[str, dict[str, Any]] = {}
 
     def _next(self) -> int:
         self._seq += 1
@@ -185,6 +186,16 @@ class RunRecorder:
     def skipped(self, host: str, reason: str) -> None:
         """The run skipped this node on purpose (its cluster lost a server), with the reason it gave."""
         self._skipped[host] = reason
+
+    def upgrade_report(self, report: Mapping[str, Any]) -> None:
+        """The per-cluster result of edgefleet.k8s.upgrade (its fact edgefleet_upgrade_report)."""
+        for cluster, record in report.items():
+            if isinstance(record, Mapping):
+                self._upgrade[str(cluster)] = upgrade_record(record)
+
+    @property
+    def upgrade(self) -> dict[str, dict[str, Any]]:
+        return dict(self._upgrade)
 
     def unreachable(self, host: str, task: str, message: str) -> None:
         self._unreachable[host] = Problem(self._next(), "unreachable", task, message)
@@ -269,13 +280,31 @@ class ClusterRow:
     bytes_sent: int | None = None
     # Nodes that did not end ready, with their state, in name order.
     not_ready: list[tuple[str, State]] = field(default_factory=list)
+    # The result of an upgrade run (edgefleet.k8s.upgrade) for this cluster, else None.
+    upgrade: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
         return self.servers_ready == self.servers and self.agents_ready == self.agents
 
 
-def summarise(nodes: Iterable[NodeOutcome]) -> list[ClusterRow]:
+UPGRADE_OUTCOMES = ("upgraded", "rolled_back", "failed", "skipped", "unreachable", "current")
+
+
+def upgrade_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's fields of one cluster's upgrade result, and only those."""
+    outcome = _text(record.get("outcome"), "skipped")
+    return {
+        "outcome": outcome if outcome in UPGRADE_OUTCOMES else "failed",
+        "before": _text(record.get("before")) or None,
+        "after": _text(record.get("after")) or None,
+        "target": _text(record.get("target")) or None,
+        "wave": _text(record.get("wave")) or None,
+        "reason": _text(record.get("reason")) or None,
+    }
+
+
+def summarise(nodes: Iterable[NodeOutcome], upgrade: Mapping[str, Mapping[str, Any]] | None = None) -> list[ClusterRow]:
     """One row per cluster, in cluster name order. Distribution, version, datastore, GitOps and overlays
     come from the last node in name order that reached verify (it reports the installed version), else
     from the last node in name order (the inventory's values)."""
@@ -301,11 +330,29 @@ def summarise(nodes: Iterable[NodeOutcome]) -> list[ClusterRow]:
             row.bytes_sent = (row.bytes_sent or 0) + node.bytes_sent
     for row in rows.values():
         row.not_ready.sort()
+        if upgrade and row.cluster in upgrade:
+            row.upgrade = dict(upgrade[row.cluster])
     return [rows[name] for name in sorted(rows)]
 
 
 _HEADERS = ("cluster", "distribution", "datastore", "servers", "agents", "gitops", "overlays", "bytes sent")
 _NOT_READY_HEADER = "not ready"
+_UPGRADE_HEADER = "upgrade"
+
+
+def upgrade_cell(upgrade: Mapping[str, Any] | None) -> str:
+    """The table's upgrade cell: outcome, then the versions before and after."""
+    if not upgrade:
+        return "-"
+    outcome = str(upgrade.get("outcome", "")).replace("_", " ")
+    before, after = upgrade.get("before") or "?", upgrade.get("after") or "?"
+    if outcome in ("upgraded", "rolled back"):
+        return f"{outcome} {before} -> {upgrade.get('target') or '?'}" + (
+            " -> " + after if outcome == "rolled back" else ""
+        )
+    if outcome == "current":
+        return f"current {after}"
+    return f"{outcome} {before}"
 
 
 def _named(not_ready: list[tuple[str, State]]) -> str:
@@ -322,10 +369,11 @@ def render_table(rows: Iterable[ClusterRow]) -> str:
     """The summary table; a last column names the nodes that are not ready, only when there are any."""
     rows = list(rows)
     named = any(row.not_ready for row in rows)
-    headers = (*_HEADERS, _NOT_READY_HEADER) if named else _HEADERS
+    upgraded = any(row.upgrade for row in rows)
+    headers = (*_HEADERS, *([_UPGRADE_HEADER] if upgraded else []), *([_NOT_READY_HEADER] if named else []))
     lines: list[tuple[str, ...]] = [headers]
     for row in rows:
-        cells = (
+        cells: tuple[str, ...] = (
             row.cluster,
             f"{row.distribution} {row.version}".strip(),
             row.datastore,
@@ -335,6 +383,8 @@ def render_table(rows: Iterable[ClusterRow]) -> str:
             ",".join(row.overlays) or "-",
             "-" if row.bytes_sent is None else str(row.bytes_sent),
         )
+        if upgraded:
+            cells = (*cells, upgrade_cell(row.upgrade))
         lines.append((*cells, _named(row.not_ready)) if named else cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
     out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
@@ -363,11 +413,14 @@ class RunInfo:
     check_mode: bool = False
 
 
-def build_report(nodes: Iterable[NodeOutcome], run: RunInfo) -> dict[str, Any]:
-    """The JSON report (docs/fleet-report.md describes every field)."""
+def build_report(
+    nodes: Iterable[NodeOutcome], run: RunInfo, upgrade: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON report (docs/fleet-report.md describes every field). ``upgrade``: the per-cluster result of an
+    upgrade run, which adds ``upgrade`` to each cluster (null for a cluster it does not name)."""
     nodes = sorted(nodes, key=lambda n: n.name)
     clusters = []
-    for row in summarise(nodes):
+    for row in summarise(nodes, upgrade):
         members = [n for n in nodes if n.cluster == row.cluster]
         clusters.append(
             {
@@ -384,6 +437,7 @@ def build_report(nodes: Iterable[NodeOutcome], run: RunInfo) -> dict[str, Any]:
                 "states": {k: v for k, v in _counts(members).items() if k != "nodes"},
                 "nodes": [n.name for n in members],
                 "not_ready": [entry[0] for entry in row.not_ready],
+                **({"upgrade": row.upgrade} if upgrade else {}),
             }
         )
     return {

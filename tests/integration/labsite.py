@@ -78,11 +78,14 @@ class Run:
 
 
 class Site:
-    def __init__(self, work: Path) -> None:
+    """ansible-playbook runs on a fleet file (default the lab fleet), each with its own report and retry file."""
+
+    def __init__(self, work: Path, fleet: Path = FLEET) -> None:
         self.work = work
+        self.fleet = fleet
         self.count = 0
 
-    def _argv(self, *extra: str) -> tuple[list[str], dict[str, str], Path, Path]:
+    def _argv(self, *extra: str, playbook: str = "site.yml") -> tuple[list[str], dict[str, str], Path, Path]:
         self.count += 1
         report = self.work / f"report-{self.count}.json"
         retry = self.work / f"retry-{self.count}"
@@ -97,7 +100,7 @@ class Site:
             EDGEFLEET_RETRY_FILE=str(retry),
             PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         )
-        argv = [str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml", "-i", str(FLEET), *extra]
+        argv = [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", str(self.fleet), *extra]
         return argv, env, report, retry
 
     @staticmethod
@@ -106,8 +109,8 @@ class Site:
         lines = retry.read_text().split() if retry.exists() else None
         return Run(rc, out, data, lines)
 
-    def run(self, *extra: str, timeout: int = 900) -> Run:
-        argv, env, report, retry = self._argv(*extra)
+    def run(self, *extra: str, timeout: int = 900, playbook: str = "site.yml") -> Run:
+        argv, env, report, retry = self._argv(*extra, playbook=playbook)
         proc = subprocess.run(
             argv,
             cwd=REPO,

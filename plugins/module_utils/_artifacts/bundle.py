@@ -64,6 +64,7 @@ def argument_spec(on_node: bool) -> dict[str, Any]:
         "images_dir": {"type": path},
         "verify_only": {"type": "bool", "default": False},
         "restart_marker": {"type": path},
+        "install": {"type": "bool", "default": True},
     }
     if on_node:
         spec.update(

@@ -295,3 +295,26 @@ def test_bytes_corrupted_in_transit_are_refused_on_the_node(tmp_path: Path, node
     assert f"k3s (as received on the node): sha256 mismatch: bundle pins {sha(BINARY)}" in result["msg"]
     assert not (node.bin_dir / "k3s").exists() and not node.staged("k3s").exists()
     assert node.removed_tmpdirs == node.tmpdirs and len(node.tmpdirs) == 1
+
+
+def test_install_false_stages_only_then_the_install_sends_nothing(tmp_path: Path, node: FakeNode) -> None:
+    """The upgrade prestage: the new version is staged (verified, sent) but nothing installed changes; restaging
+    sends 0 bytes, and the install later in the upgrade window sends nothing either."""
+    root = bundle(tmp_path / "controller")
+    (node.bin_dir).mkdir(parents=True, exist_ok=True)
+    (node.bin_dir / "k3s").write_bytes(b"the running older k3s\n")
+    staged, _plugin = node.run(node.args(root, install=False))
+    assert not staged.get("failed"), staged.get("msg")
+    assert staged["changed"] is True and staged["bytes_sent"] == TOTAL
+    assert {f["installed"] for f in staged["files"]} == {"n/a"}
+    assert (node.bin_dir / "k3s").read_bytes() == b"the running older k3s\n"
+    assert not (node.images_dir / "k3s-airgap-images-amd64.tar.zst").exists()
+    for name, data in CONTENT.items():
+        assert node.staged(name).read_bytes() == data
+
+    again, _plugin = node.run(node.args(root, install=False))
+    assert again["changed"] is False and again["bytes_sent"] == 0
+
+    installed, _plugin = node.run(node.args(root))
+    assert installed["changed"] is True and installed["bytes_sent"] == 0
+    assert (node.bin_dir / "k3s").read_bytes() == BINARY

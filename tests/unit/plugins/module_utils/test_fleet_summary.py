@@ -29,6 +29,8 @@ from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_summary import
     retry_file_text,
     retry_hosts,
     summarise,
+    upgrade_cell,
+    upgrade_record,
     write_atomic,
 )
 
@@ -451,3 +453,53 @@ def test_report_follows_the_documented_schema() -> None:
     extra["nodes"][0]["address"] = "10.0.0.1"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate(extra)
+
+
+UPGRADE = {
+    "lab-k3s": {
+        "outcome": "rolled_back",
+        "before": "v1.36.3+lab",
+        "after": "v1.36.3+lab",
+        "target": "v1.36.5+lab",
+        "wave": "canary",
+        "reason": None,
+        "extra": "dropped",
+    },
+    "lab-k0s": {
+        "outcome": "skipped",
+        "before": "v1.36.3+lab",
+        "after": None,
+        "target": "v1.36.5+lab",
+        "wave": "wave 1",
+    },
+}
+
+
+def test_an_upgrade_run_adds_its_result_per_cluster_to_the_table_and_report() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[4] / "docs" / "fleet-report.schema.json").read_text())
+    run = lab_run()
+    converge(run, "node1", "node2", "node3", "node4")
+    run.upgrade_report(UPGRADE)
+    run.upgrade_report({"ignored": "not a record"})
+    nodes = run.outcomes()
+    table = render_table(summarise(nodes, run.upgrade))
+    assert "upgrade" in table.splitlines()[0]
+    assert "rolled back v1.36.3+lab -> v1.36.5+lab -> v1.36.3+lab" in table
+    assert "skipped v1.36.3+lab" in table
+    report = build_report(nodes, RUN, run.upgrade)
+    jsonschema.Draft202012Validator(schema).validate(report)
+    by_name = {c["name"]: c for c in report["clusters"]}
+    assert by_name["lab-k3s"]["upgrade"] == {k: v for k, v in UPGRADE["lab-k3s"].items() if k != "extra"}
+    assert by_name["lab-k0s"]["upgrade"]["outcome"] == "skipped"
+    # Not an upgrade run: no upgrade column, no upgrade field.
+    assert "upgrade" not in render_table(summarise(nodes)).splitlines()[0]
+    assert all("upgrade" not in c for c in build_report(nodes, RUN)["clusters"])
+
+
+def test_upgrade_cells() -> None:
+    assert upgrade_cell(None) == "-"
+    assert upgrade_cell({"outcome": "upgraded", "before": "v1", "after": "v2", "target": "v2"}) == "upgraded v1 -> v2"
+    assert upgrade_cell({"outcome": "current", "before": "v2", "after": "v2"}) == "current v2"
+    assert upgrade_cell({"outcome": "unreachable", "before": None}) == "unreachable ?"
+    assert upgrade_record({"outcome": "exploded"})["outcome"] == "failed"
