@@ -62,3 +62,18 @@ def test_scenarios_file_names_existing_scenarios() -> None:
     assert names, "tests/lab/scenarios.txt lists no scenario"
     for name in names:
         assert (MOLECULE / name / "molecule.yml").is_file(), f"tests/lab/scenarios.txt: no extensions/molecule/{name}"
+
+
+def test_awx_job_test_addresses_are_its_documented_block_and_no_scenario_uses_them() -> None:
+    """tests/integration/test_awx_runner.py creates its own nodes (and names one absent address) in .206-210."""
+    src = (REPO / "tests" / "integration" / "test_awx_runner.py").read_text()
+    used = set(re.findall(r'address="(10\.231\.0\.\d+)"', src))
+    assert used, "test_awx_runner.py names no lab address"
+    doc = (REPO / "docs" / "lab.md").read_text()
+    block = re.search(r"^\| 10\.231\.0\.(\d+)-(\d+) \| AWX job tests", doc, re.M)
+    assert block, "docs/lab.md has no row for the AWX job tests"
+    documented = range(int(block[1]), int(block[2]) + 1)
+    scenario = {a for addrs in scenario_addresses().values() for a in addrs}
+    for a in sorted(used):
+        assert int(a.rsplit(".", 1)[1]) in documented, f"{a} is outside the AWX block in docs/lab.md"
+        assert a not in scenario, f"{a} is also a Molecule scenario's"
