@@ -1,0 +1,33 @@
+# AWX/AAP parity (docs/awx.md): the built collection, AWX-style ansible-runner jobs, the documentation
+# site and the execution environment. The EE image is cached in podman, keyed by its inputs.
+COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+COLLECTION_TARBALL := build/edgefleet-k8s-$(COLLECTION_VERSION).tar.gz
+# Headless Chromium for test-docs: Debian's package (no browser download of its own).
+DOCS_BROWSER_PKG ?= chromium-headless-shell
+
+.PHONY: collection test-awx docs docs-browser test-docs ee test-ee
+collection: venv
+	@mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+	@echo "collection: $(COLLECTION_TARBALL) ($$(stat -c %s $(COLLECTION_TARBALL)) bytes)"
+
+# The tarball, a fresh install, every plugin in ansible-doc, the inventory export from the tarball vs the
+# checkout (seconds, no lab), then ansible-runner jobs on a lab node of their own (edgefleet-awx1,
+# 10.231.0.206; removed afterwards).
+test-awx: venv controlplane-bundle
+	$(BIN)/python -m pytest -v -rP --durations=10 -p no:cacheprovider -m awx \
+	  tests/integration/test_awx_collection.py tests/integration/test_awx_runner.py
+
+docs: venv
+	docs/site/build.sh build/docs
+
+docs-browser:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq; \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $(DOCS_BROWSER_PKG) >/dev/null; }
+
+test-docs: docs docs-browser
+	$(BIN)/python -m pytest -v -p no:cacheprovider -m docs tests/integration/test_docs_site.py
+
+TEST_TARGETS += test-awx test-docs
