@@ -31,3 +31,13 @@ test-docs: docs docs-browser
 	$(BIN)/python -m pytest -v -p no:cacheprovider -m docs tests/integration/test_docs_site.py
 
 TEST_TARGETS += test-awx test-docs
+
+# The execution environment (execution-environment.yml): base image made locally from the lab image, the
+# collection from its tarball; cached in podman by a key of every input (ee/build.sh). Prints the image.
+ee: venv lab-bootstrap
+	ee/build.sh
+
+# ansible-doc inside the EE, then site.yml through the EE with ansible-runner --process-isolation on a lab
+# node of its own (edgefleet-awx2, 10.231.0.207; removed afterwards).
+test-ee: ee controlplane-bundle
+	$(BIN)/python -m pytest -v -rP --durations=10 -p no:cacheprovider -m ee tests/integration/test_awx_ee.py

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 project = "edgefleet.k8s"
-copyright = "edgefleet.k8s contributors"  # noqa: A001
+copyright = "edgefleet.k8s contributors"
 title = "edgefleet.k8s documentation"
 html_short_title = "edgefleet.k8s"
 extensions = ["sphinx_antsibull_ext", "myst_parser"]

@@ -51,7 +51,14 @@ def env(collections: Path | None) -> dict[str, str]:
 
 def run(argv: list[str], *, cwd: Path, environ: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv, cwd=cwd, env=environ, capture_output=True, text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL
+        argv,
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -109,9 +116,7 @@ class LabNode:
 
 
 def _node_sh(*args: str, timeout: int = 900) -> str:
-    proc = subprocess.run(
-        [str(LAB / "node.sh"), *args], capture_output=True, text=True, check=False, timeout=timeout
-    )
+    proc = subprocess.run([str(LAB / "node.sh"), *args], capture_output=True, text=True, check=False, timeout=timeout)
     assert proc.returncode == 0, f"node.sh {' '.join(args)}: {proc.stderr[-3000:]}"
     return proc.stdout.strip()
 
@@ -179,7 +184,18 @@ SITE = """\
 """
 
 
-def private_data_dir(pdd: Path, tarball: Path, nodes: list[LabNode], extravars: dict[str, Any] | None = None) -> Path:
+# Where an EE job finds the lab's stand-in bundle (a bind mount of $EDGEFLEET_CACHE/bundle, read-only).
+EE_BUNDLE = "/edgefleet-bundle"
+
+
+def private_data_dir(
+    pdd: Path,
+    tarball: Path,
+    nodes: list[LabNode],
+    extravars: dict[str, Any] | None = None,
+    *,
+    ee: bool = False,
+) -> Path:
     """An ansible-runner private data directory laid out as AWX lays out a job's:
 
     project/                 the project checkout (playbook, ansible.cfg, collections/requirements.yml)
@@ -189,6 +205,9 @@ def private_data_dir(pdd: Path, tarball: Path, nodes: list[LabNode], extravars: 
     env/cmdline              what the machine credential adds (-u, --become)
     env/ssh_key              the machine credential's key (the runner hands it to an ssh-agent)
     env/envvars              the collections path AWX sets for the job
+
+    With `ee`, the job runs in the execution environment, which holds the collection itself: no
+    requirements_collections, and the bundle is read at EE_BUNDLE.
     """
     project = pdd / "project"
     (project / "collections").mkdir(parents=True)
@@ -198,8 +217,9 @@ def private_data_dir(pdd: Path, tarball: Path, nodes: list[LabNode], extravars: 
         f"---\ncollections:\n  - name: {tarball}\n    type: file\n"
     )
     collections = pdd / "requirements_collections"
-    collections.mkdir()
-    install(tarball, collections)
+    if not ee:
+        collections.mkdir()
+        install(tarball, collections)
     (pdd / "inventory").mkdir()
     (pdd / "inventory" / "awx.fleet.yml").write_text(fleet_file(nodes))
     envdir = pdd / "env"
@@ -207,23 +227,17 @@ def private_data_dir(pdd: Path, tarball: Path, nodes: list[LabNode], extravars: 
     variables: dict[str, Any] = {
         "ansible_python_interpreter": "/usr/bin/python3",
         # The lab's stand-in bundle (make controlplane-bundle) and unit type (the stand-ins do not sd_notify).
-        "edgefleet_artifacts_bundle": str(CACHE / "bundle"),
+        "edgefleet_artifacts_bundle": EE_BUNDLE if ee else str(CACHE / "bundle"),
         "edgefleet_distribution_unit_type": "exec",
         "edgefleet_distribution_wait_timeout": 240,
         **(extravars or {}),
     }
     (envdir / "extravars").write_text(json.dumps(variables, indent=2))
     (envdir / "cmdline").write_text("-u edge --become")
-    (envdir / "envvars").write_text(
-        json.dumps(
-            {
-                "ANSIBLE_COLLECTIONS_PATH": str(collections),
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_FORCE_COLOR": "0",
-                "EDGEFLEET_REPORT": str(pdd / "fleet-report.json"),
-            }
-        )
-    )
+    envvars = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    if not ee:
+        envvars.update(ANSIBLE_COLLECTIONS_PATH=str(collections), EDGEFLEET_REPORT=str(pdd / "fleet-report.json"))
+    (envdir / "envvars").write_text(json.dumps(envvars))
     key = envdir / "ssh_key"
     key.touch(mode=0o600)
     key.write_text(LAB_KEY.read_text())
@@ -269,7 +283,9 @@ class Job:
         return self.stdout()[-6000:]
 
 
-def run_job(pdd: Path, ident: str, *, playbook: str = "site.yml", timeout: int = 1200, extra: list[str] | None = None) -> Job:
+def run_job(
+    pdd: Path, ident: str, *, playbook: str = "site.yml", timeout: int = 1200, extra: list[str] | None = None
+) -> Job:
     """`ansible-runner run` as AWX starts a job; returns its artifacts (the runner's own exit code is not read)."""
     environ = env(None)
     for var in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_INVENTORY", "ANSIBLE_CALLBACKS_ENABLED"):

@@ -168,7 +168,9 @@ def test_inventory_export_is_the_same_from_the_tarball_as_from_the_checkout(
     )
     # The project: the same inventory directory and ansible.cfg, the collection only from the tarball.
     project = tmp_path / "project"
-    shutil.copytree(awx.REPO / Path(fleet).parent, project / Path(fleet).parent, ignore=shutil.ignore_patterns("generated"))
+    shutil.copytree(
+        awx.REPO / Path(fleet).parent, project / Path(fleet).parent, ignore=shutil.ignore_patterns("generated")
+    )
     shutil.copy(awx.REPO / "ansible.cfg", project / "ansible.cfg")
     from_tarball = export(project / fleet, cwd=project, config=project / "ansible.cfg", collections=installed)
     hosts = {h for g in checkout.values() if isinstance(g, dict) for h in g.get("hosts", [])}

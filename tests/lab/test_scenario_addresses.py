@@ -65,13 +65,16 @@ def test_scenarios_file_names_existing_scenarios() -> None:
 
 
 def test_awx_job_test_addresses_are_its_documented_block_and_no_scenario_uses_them() -> None:
-    """tests/integration/test_awx_runner.py creates its own nodes (and names one absent address) in .206-210."""
-    src = (REPO / "tests" / "integration" / "test_awx_runner.py").read_text()
-    used = set(re.findall(r'address="(10\.231\.0\.\d+)"', src))
-    assert used, "test_awx_runner.py names no lab address"
+    """test_awx_runner.py and test_awx_ee.py create their own nodes, the EE container and one absent address
+    in .206-210."""
+    used: set[str] = set()
+    for name in ("test_awx_runner.py", "test_awx_ee.py", "awx.py"):
+        src = (REPO / "tests" / "integration" / name).read_text()
+        used |= set(re.findall(r'"(10\.231\.0\.\d+)"', src))
+    assert len(used) >= 4, f"the AWX tests name fewer lab addresses than expected: {used}"
     doc = (REPO / "docs" / "lab.md").read_text()
-    block = re.search(r"^\| 10\.231\.0\.(\d+)-(\d+) \| AWX job tests", doc, re.M)
-    assert block, "docs/lab.md has no row for the AWX job tests"
+    block = re.search(r"^\| 10\.231\.0\.(\d+)-(\d+) \| AWX tests", doc, re.M)
+    assert block, "docs/lab.md has no row for the AWX tests"
     documented = range(int(block[1]), int(block[2]) + 1)
     scenario = {a for addrs in scenario_addresses().values() for a in addrs}
     for a in sorted(used):
