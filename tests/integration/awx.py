@@ -9,10 +9,12 @@ an execution environment). `ansible()` runs an ansible CLI with that path and no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,7 @@ def install(tarball: Path, collections: Path) -> Path:
 LAB = REPO / "tests" / "lab"
 CACHE = Path(os.environ.get("EDGEFLEET_CACHE", Path.home() / ".cache" / "edgefleet")).expanduser()
 LAB_KEY = CACHE / "lab" / "id_ed25519"
-# The label tests/lab/node.sh puts on this test's containers; `node.sh rm-scenario awx` removes them all.
+# The scenario label tests/lab/node.sh puts on these tests' containers (`node.sh rm-scenario awx` clears leftovers).
 SCENARIO = "awx"
 CLUSTER = "awx-k3s"
 
@@ -121,17 +123,16 @@ def _node_sh(*args: str, timeout: int = 900) -> str:
     return proc.stdout.strip()
 
 
-def lab_prepare() -> str:
-    """The lab image (built or reused), the lab key and the lab network; returns the image."""
-    return _node_sh("prepare")
-
-
-def lab_node_up(node: LabNode) -> None:
-    _node_sh("run", node.name, node.host, node.address, "awx", SCENARIO)
-
-
-def lab_nodes_rm() -> None:
-    _node_sh("rm-scenario", SCENARIO, timeout=120)
+@contextlib.contextmanager
+def own_node(node: LabNode) -> Iterator[LabNode]:
+    """A lab node of the test's own: the lab image, key and network made or reused (tests/lab/node.sh
+    prepare), the container started, and always removed afterwards (by name: other tests' nodes stay)."""
+    _node_sh("prepare")
+    try:
+        _node_sh("run", node.name, node.host, node.address, "awx", SCENARIO)
+        yield node
+    finally:
+        _node_sh("rm", node.name, timeout=120)
 
 
 def fleet_file(nodes: list[LabNode]) -> str:

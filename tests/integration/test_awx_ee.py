@@ -55,12 +55,8 @@ def test_ee_lists_and_documents_every_plugin_of_the_collection() -> None:
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[awx.LabNode]:
-    awx.lab_prepare()
-    try:
-        awx.lab_node_up(NODE)
-        yield NODE
-    finally:
-        awx.lab_nodes_rm()
+    with awx.own_node(NODE) as own:
+        yield own
 
 
 def test_site_through_the_ee_converges_with_failed_0(node: awx.LabNode, tmp_path: Path) -> None:

@@ -22,13 +22,8 @@ NODE = awx.LabNode(name="edgefleet-awx1", host="awx1", address="10.231.0.206")
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[awx.LabNode]:
-    """The test's own lab node, created here and always removed afterwards."""
-    awx.lab_prepare()
-    try:
-        awx.lab_node_up(NODE)
-        yield NODE
-    finally:
-        awx.lab_nodes_rm()
+    with awx.own_node(NODE) as own:
+        yield own
 
 
 @pytest.fixture(scope="module")
