@@ -47,8 +47,9 @@ options:
     default: sqlite
     choices: [sqlite, etcd]
   backup:
-    description: The backup to restore, by its name (RV(edgefleet.k8s.datastore_backup#module:backup.name)), its data
-      file name or its manifest file name, in O(backup_dir). Not a path.
+    description: The backup to restore, by its name (the C(name) of
+      RV(edgefleet.k8s.datastore_backup#module:backup)), its data file name or its manifest file name, in
+      O(backup_dir). Not a path.
     type: str
     required: true
   backup_dir:

@@ -62,3 +62,21 @@ def test_scenarios_file_names_existing_scenarios() -> None:
     assert names, "tests/lab/scenarios.txt lists no scenario"
     for name in names:
         assert (MOLECULE / name / "molecule.yml").is_file(), f"tests/lab/scenarios.txt: no extensions/molecule/{name}"
+
+
+def test_awx_job_test_addresses_are_its_documented_block_and_no_scenario_uses_them() -> None:
+    """test_awx_runner.py and test_awx_ee.py create their own nodes, the EE container and one absent address
+    in .206-210."""
+    used: set[str] = set()
+    for name in ("test_awx_runner.py", "test_awx_ee.py", "awx.py"):
+        src = (REPO / "tests" / "integration" / name).read_text()
+        used |= set(re.findall(r'"(10\.231\.0\.\d+)"', src))
+    assert len(used) >= 4, f"the AWX tests name fewer lab addresses than expected: {used}"
+    doc = (REPO / "docs" / "lab.md").read_text()
+    block = re.search(r"^\| 10\.231\.0\.(\d+)-(\d+) \| AWX tests", doc, re.M)
+    assert block, "docs/lab.md has no row for the AWX tests"
+    documented = range(int(block[1]), int(block[2]) + 1)
+    scenario = {a for addrs in scenario_addresses().values() for a in addrs}
+    for a in sorted(used):
+        assert int(a.rsplit(".", 1)[1]) in documented, f"{a} is outside the AWX block in docs/lab.md"
+        assert a not in scenario, f"{a} is also a Molecule scenario's"
