@@ -669,8 +669,12 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
         if key == "version" and (channel_version or channels is None):
             continue  # from the channel; or the channels are invalid, reported once in defaults
         if key not in raw and key not in reg.defaults_given:
-            where = "on the site, in the fleet defaults or in defaults.channels" if key == "version" else ""
-            ctx.error(key, f"missing; set it {where or 'on the site or in the fleet defaults'}")
+            where = (
+                "the site, in the fleet defaults or in defaults.channels"
+                if key == "version"
+                else "the site or in the fleet defaults"
+            )
+            ctx.error(key, f"missing; set it on {where}")
             bad.add(key)
     datastore = None if "datastore" in bad else settings.get("datastore", "sqlite")
     version = None if "version" in bad else settings.get("version")
