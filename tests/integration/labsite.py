@@ -10,6 +10,7 @@ stand-ins (a real kube-apiserver on kine/SQLite behind a K3s/K0s-shaped CLI), no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,14 +18,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 FLEET = REPO / "inventories" / "lab" / "lab.fleet.yml"
 NODES = ("node1", "node2", "node3", "node4")
+LAB = REPO / "tests" / "lab"
+CACHE = Path(os.environ.get("EDGEFLEET_CACHE", str(Path.home() / ".cache" / "edgefleet")))
+IMAGE = "localhost/edgefleet-node:bookworm"
+NETWORK = "edgefleet-lab"
 CONTAINER = "edgefleet-{}"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -193,3 +200,42 @@ def sha(node: str, path: str) -> str | None:
 def registered_nodes(server: str) -> list[str]:
     out = podman("exec", CONTAINER.format(server), "k3s", "kubectl", "get", "nodes", "-o", "name").stdout
     return [line.removeprefix("node/") for line in out.split() if line.startswith("node/")]
+
+
+def remove_containers(names: Sequence[str]) -> None:
+    """Remove lab containers by name (tests/lab/node.sh only removes those that also carry the lab label)."""
+    subprocess.run([str(LAB / "node.sh"), "rm", *names], capture_output=True, timeout=300, check=False)
+
+
+@contextlib.contextmanager
+def scenario_containers(nodes: Sequence[tuple[str, str, str]], scenario: str) -> Iterator[None]:
+    """Fresh lab containers ``(name, hostname, ip)`` of one test scenario, always removed afterwards (KEEP=1
+    keeps them). lanes.sh and CI stop a run with SIGTERM: it becomes KeyboardInterrupt, so removal still runs."""
+
+    def _interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    names = [name for name, _host, _ip in nodes]
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        # node.sh prepare takes the lab lock, which a full lab run holds for long: skip it when its results exist.
+        prepared = (
+            subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode == 0
+            and subprocess.run(["podman", "network", "exists", NETWORK], check=False).returncode == 0
+            and (CACHE / "lab" / "id_ed25519").is_file()
+        )
+        if not prepared:
+            subprocess.run([str(LAB / "node.sh"), "prepare"], check=True, stdout=subprocess.DEVNULL, timeout=3600)
+        remove_containers(names)  # left over from an interrupted or KEEP=1 run: start from fresh containers
+        for name, host, ip in nodes:
+            subprocess.run(
+                [str(LAB / "node.sh"), "run", name, host, ip, "scenario", scenario],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                timeout=300,
+            )
+        yield
+    finally:
+        if os.environ.get("KEEP") != "1":
+            remove_containers(names)
+        signal.signal(signal.SIGTERM, previous)

@@ -19,16 +19,15 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import pytest
 from conftest import CP_DIR, REPO
+from labsite import scenario_containers
 
 pytestmark = pytest.mark.controlplane_lab
 
@@ -176,13 +175,6 @@ K3S_NODES = (CP1, CP2, CP3)
 ALL_NODES = (*K3S_NODES, CP4)
 
 
-def _remove_nodes() -> None:
-    # By name; node.sh only removes containers that also carry the lab label.
-    subprocess.run(
-        [str(LAB / "node.sh"), "rm", *(n.name for n in ALL_NODES)], capture_output=True, timeout=300, check=False
-    )
-
-
 def _install_from_bundle(node: Node, bundle: Path, file: str, target: str) -> None:
     """Copy one stand-in and its sha256 file, verify the sum on the node, install it 0755 at `target`."""
     node.sh("rm -rf /tmp/bundle && mkdir -p /tmp/bundle")
@@ -204,29 +196,7 @@ def nodes() -> Iterator[tuple[Node, ...]]:
     """cp1..4 running (a fresh container each), the K3s stand-in and its units installed on cp1..3."""
     assert os.access(K3S_BUNDLE / "k3s", os.X_OK), f"no stand-in bundle at {K3S_BUNDLE}: run `make controlplane-bundle`"
 
-    # lanes.sh and CI stop a run with SIGTERM: turn it into KeyboardInterrupt so the finalizer still removes
-    # the containers.
-    def _interrupt(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        # node.sh prepare takes the lab lock, which a full lab run holds for long: skip it when its results exist.
-        prepared = (
-            subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode == 0
-            and subprocess.run(["podman", "network", "exists", NETWORK], check=False).returncode == 0
-            and (CACHE / "lab" / "id_ed25519").is_file()
-        )
-        if not prepared:
-            subprocess.run([str(LAB / "node.sh"), "prepare"], check=True, stdout=subprocess.DEVNULL, timeout=3600)
-        _remove_nodes()  # left over from an interrupted or KEEP=1 run: start from fresh containers
-        for n in ALL_NODES:
-            subprocess.run(
-                [str(LAB / "node.sh"), "run", n.name, n.host, n.ip, "scenario", SCENARIO],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                timeout=300,
-            )
+    with scenario_containers([(n.name, n.host, n.ip) for n in ALL_NODES], SCENARIO):
         note(f"nodes up: {' '.join(n.name for n in ALL_NODES)}")
         for n in K3S_NODES:
             _install_from_bundle(n, K3S_BUNDLE, "k3s", "/usr/local/bin/k3s")
@@ -236,10 +206,6 @@ def nodes() -> Iterator[tuple[Node, ...]]:
             n.sh("systemctl daemon-reload")
         note(f"K3s stand-in installed from {K3S_BUNDLE} (sha256 verified) on {len(K3S_NODES)} nodes")
         yield ALL_NODES
-    finally:
-        if os.environ.get("KEEP") != "1":
-            _remove_nodes()
-        signal.signal(signal.SIGTERM, previous)
 
 
 def test_k3s_standin_installed_from_verified_bundle(nodes: tuple[Node, ...]) -> None:

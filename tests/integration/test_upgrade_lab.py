@@ -19,25 +19,19 @@ Needs the lab image, network and key (tests/lab/node.sh prepare) and the stand-i
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 import yaml
-from labsite import REPO, Run, Site
+from labsite import CACHE, REPO, Run, Site, scenario_containers
 
 pytestmark = pytest.mark.lab
 
 LAB = REPO / "tests" / "lab"
-CACHE = Path(os.environ.get("EDGEFLEET_CACHE", str(Path.home() / ".cache" / "edgefleet")))
-IMAGE = "localhost/edgefleet-node:bookworm"
-NETWORK = "edgefleet-lab"
 SCENARIO = "upgrade"
 NODES = {"up1": "10.231.0.211", "up2": "10.231.0.212", "up3": "10.231.0.213"}
 CONTAINER = "edgefleet-{}"
@@ -202,15 +196,6 @@ def sha(node: str, path: str) -> str:
     return out(node, f"sha256sum {path}").split()[0]
 
 
-def _remove() -> None:
-    subprocess.run(
-        [str(LAB / "node.sh"), "rm", *(CONTAINER.format(n) for n in NODES)],
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     for version in (OLD, NEW):
@@ -219,31 +204,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 f"no stand-in bundle {dist} {version}: run tests/lab/controlplane/bundle.sh"
             )
 
-    def _interrupt(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        prepared = (
-            subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode == 0
-            and subprocess.run(["podman", "network", "exists", NETWORK], check=False).returncode == 0
-            and (CACHE / "lab" / "id_ed25519").is_file()
-        )
-        if not prepared:
-            subprocess.run([str(LAB / "node.sh"), "prepare"], check=True, stdout=subprocess.DEVNULL, timeout=3600)
-        _remove()
-        for name, ip in NODES.items():
-            subprocess.run(
-                [str(LAB / "node.sh"), "run", CONTAINER.format(name), name, ip, "scenario", SCENARIO],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                timeout=300,
-            )
+    nodes = [(CONTAINER.format(name), name, ip) for name, ip in NODES.items()]
+    with scenario_containers(nodes, SCENARIO):
         yield Fleet(tmp_path_factory.mktemp("upgrade-lab"))
-    finally:
-        if os.environ.get("KEEP") != "1":
-            _remove()
-        signal.signal(signal.SIGTERM, previous)
 
 
 def test_upgrade_canary_first_then_a_wave_refusals_before_any_change_and_a_second_run_changes_nothing(
