@@ -21,9 +21,10 @@ test-vm: venv
 
 # The disk-encryption acceptance on the VM: the pytest tests marked `vm` (tests/integration/vm/), which
 # drive the playbooks of extensions/molecule/disk-encryption/ in one sequence; slow under TCG.
-# -rP prints what each stage measured or saw; the VM is always torn down.
+# -s prints what each stage measured or saw as it happens (a CI log cut short by a timeout still has it);
+# the VM is always torn down.
 test-vm-full: venv controlplane-bundle
 	@trap '$(VM_LAB)/down.sh' EXIT; $(VM_LAB)/up.sh && $(VM_LAB)/check.sh \
-	  && $(BIN)/python -m pytest -v -rP --durations=0 -p no:cacheprovider -m vm tests/integration/vm
+	  && $(BIN)/python -m pytest -v -s --durations=0 -p no:cacheprovider -m vm tests/integration/vm
 
 TEST_TARGETS += test-vm-full

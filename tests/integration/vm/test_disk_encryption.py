@@ -319,6 +319,17 @@ def rebooted(scenario: Scenario, reran: Reran) -> None:
             2,
         )
         log(f"rebooted (boot id {_boot_id(host)[:8]}...), both volumes mounted: {mounted}")
+        if not mounted:
+            # What the unlock did at boot, for the failing tests' reader (CI keeps only the log).
+            log("not mounted after the reboot; this boot's unlock journal:\n" + _unlock_journal(host, 60))
+
+
+def _unlock_journal(host: VmHost, lines: int) -> str:
+    return host.run(
+        "sudo journalctl -b --no-pager -o short-monotonic -u 'systemd-cryptsetup@*' -u 'clevis-luks-askpass*' "
+        f"-u var-lib-rancher.mount -u var-lib-k0s.mount -u k3s -u k0scontroller | tail -n {lines}; "
+        "sudo systemctl list-jobs --no-pager; lsblk -o NAME,TYPE,MOUNTPOINTS"
+    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -467,7 +478,9 @@ def test_volumes_unlock_at_boot_by_the_tpm_with_tang_off(scenario: Scenario, reb
     host = scenario.host
     assert not host.is_active("tangd.socket"), "Tang is running; this test needs it off"
     for volume in (K3S_VOLUME, K0S_VOLUME):
-        assert "type:    LUKS2" in host.run(f"sudo cryptsetup status {volume}").stdout, f"{volume} is not unlocked"
+        assert "type:    LUKS2" in host.run(f"sudo cryptsetup status {volume}").stdout, (
+            f"{volume} is not unlocked; the boot's unlock journal:\n{_unlock_journal(host, 40)}"
+        )
     assert host.mounted_from(K3S_DIR) == f"/dev/mapper/{K3S_VOLUME}", f"{K3S_DIR} is not mounted after the reboot"
     assert host.mounted_from(K0S_DIR) == f"/dev/mapper/{K0S_VOLUME}", f"{K0S_DIR} is not mounted after the reboot"
     journal = host.run(
