@@ -67,7 +67,7 @@ done
 # pyproject.toml), so nothing runs twice. A collection error in one file does not stop the others.
 itest_markers=$(python -c 'import tomllib;print(" or ".join(m.split(":")[0].strip() for m in tomllib.load(open("pyproject.toml","rb"))["tool"]["pytest"]["ini_options"]["markers"]))')
 lab_itests() {
-  python -m pytest -q -p no:cacheprovider --continue-on-collection-errors -m lab tests/integration
+  python -m pytest -q -p no:cacheprovider --durations=0 --continue-on-collection-errors -m lab tests/integration
   local rc=$?
   (( rc == 5 )) && { lab_log "tests/integration: no test is marked lab"; return 0; }
   return "$rc"
