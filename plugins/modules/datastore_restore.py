@@ -22,7 +22,13 @@ description:
   - B(etcd). The distribution's own restore runs with the server stopped (K3s
     C(k3s server --cluster-reset --cluster-reset-restore-path=<snapshot>), which exits when done; K0s
     C(k0s restore <archive>), with the archive's k0s.yaml written into O(backup_dir), not over the managed config).
-    On a K3s HA cluster the other servers must then be stopped, their C(server/db) removed, and started again to rejoin.
+    On a K3s HA cluster the other servers must be stopped before the restored server starts, and then rejoin with
+    O(rejoin=true), one at a time.
+  - B(Rejoin) (O(rejoin=true), etcd, K3s). On one of the other servers of the cluster, after the restore, it stops the
+    server unit, renames its C(server/db) aside to C(server/db.pre-restore-<UTC timestamp>) (never deleted), and
+    starts the unit, which joins the restored cluster again through its C(server) URL. O(backup) is then optional
+    and only names the restore in the messages. A failure after the stop leaves the server stopped.
+  - Messages name the node, the backup and what was found and moved aside.
 author:
   - edgefleet.k8s contributors (@edgefleet)
 extends_documentation_fragment:
@@ -49,9 +55,9 @@ options:
   backup:
     description: The backup to restore, by its name (the C(name) of
       RV(edgefleet.k8s.datastore_backup#module:backup)), its data file name or its manifest file name, in
-      O(backup_dir). Not a path.
+      O(backup_dir). Not a path. Required for a restore (the task refuses without it); with O(rejoin=true) only
+      named in the messages.
     type: str
-    required: true
   backup_dir:
     description: The directory the backups are kept in. Default, the distribution's (C(backup_dir) of its facts).
     type: path
@@ -68,9 +74,16 @@ options:
       stops them; the SQLite restore still refuses while a process holds the database open.
     type: bool
     default: true
+  rejoin:
+    description: Do not restore here; drop this server's etcd data (moved aside, never deleted) and start it again so
+      it rejoins the cluster restored on another server of the cluster. Needs O(datastore=etcd); K3s only (K0s has no
+      such path in this collection). Run it on the other servers one at a time, after the restore.
+    type: bool
+    default: false
 notes:
-  - Restoring etcd through the distributions' commands is not exercised by this collection's unit tests, only the
-    command each strategy builds and the checks before it; see C(docs/upgrades.md).
+  - The unit tests check the command each strategy builds and the checks before it. The K3s etcd restore and the
+    rejoin of the other servers run on the lab against the K3s stand-in (a real etcd, not K3s); a K0s etcd restore
+    runs nowhere here. See C(docs/upgrades.md).
   - The K3s etcd restore needs the cluster token the snapshot was taken with (the collection's token file).
   - Moved-aside databases are never deleted by the collection; remove them once the restore is known good.
 seealso:
@@ -90,6 +103,16 @@ EXAMPLES = r"""
     datastore: "{{ edgefleet_datastore }}"
     backup: "{{ datastore_backup.backup.name }}"
   when: edgefleet_node_role == 'server'
+
+# An etcd HA cluster (K3s): see docs/upgrades.md for the whole sequence (stop the other servers, restore on the
+# init server, then the others rejoin one at a time).
+- name: Drop this server's etcd data and rejoin the restored cluster
+  edgefleet.k8s.datastore_restore:
+    distribution: k3s
+    datastore: etcd
+    backup: "{{ backup }}"
+    rejoin: true
+  when: inventory_hostname != edgefleet_cluster_init_server
 """
 
 RETURN = r"""
@@ -97,8 +120,13 @@ backup:
   description: The manifest of the backup restored (as RV(edgefleet.k8s.datastore_backup#module:backup)).
   returned: when the backup was found and verified
   type: dict
+msg:
+  description: What was done (or, in check mode, would be), naming the node, the backup and what was moved aside.
+  returned: success
+  type: str
 moved_aside:
-  description: The current database files renamed aside (C(from), C(to)); empty when there were none, and for etcd.
+  description: The current database files renamed aside (C(from), C(to)); empty when there were none and for an etcd
+    restore; with O(rejoin=true), the etcd data directory.
   returned: when the backup was found and verified
   type: list
   elements: dict
@@ -113,6 +141,11 @@ command:
 stopped_units:
   description: The units this task stopped (in check mode, would stop) and started again.
   returned: always
+  type: list
+  elements: str
+started_units:
+  description: With O(rejoin=true), the units started (in check mode, would be) to rejoin.
+  returned: when O(rejoin=true)
   type: list
   elements: str
 units:

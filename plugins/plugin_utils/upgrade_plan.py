@@ -75,6 +75,9 @@ class Settings:
     failure_budget_percent: int = 0
     allow_downgrade: bool = False
     halt_on_rollback: bool = True
+    agent_batch: int = 1  # agents of a cluster upgraded at the same time; 0: all of them
+    drain: bool = False  # cordon and drain a node that registers a Node object before its restart
+    drain_timeout: int = 300
 
 
 @dataclass
@@ -197,6 +200,9 @@ def settings_from(raw: Mapping[str, Any]) -> tuple[Settings, list[str]]:
         ),
         allow_downgrade=_bool(raw.get("allow_downgrade", False), "edgefleet_upgrade_allow_downgrade", problems),
         halt_on_rollback=_bool(raw.get("halt_on_rollback", True), "edgefleet_upgrade_halt_on_rollback", problems),
+        agent_batch=_int(raw.get("agent_batch", 1), "edgefleet_upgrade_agent_batch", 0, 10_000, problems),
+        drain=_bool(raw.get("drain", False), "edgefleet_upgrade_drain", problems),
+        drain_timeout=_int(raw.get("drain_timeout", 300), "edgefleet_upgrade_drain_timeout", 1, 86_400, problems),
     )
     return settings, problems
 

@@ -157,9 +157,11 @@ class Site:
         assert killed, f"the run never reached {when_line!r}: {log.read_text()[-3000:]}"
         return log.read_text()
 
-    def run_pausing(self, node: str, when_line: str, *extra: str, timeout: int = 900) -> Run:
+    def run_pausing(
+        self, node: str, when_line: str, *extra: str, timeout: int = 900, playbook: str = "site.yml"
+    ) -> Run:
         """A run during which ``node`` is paused as soon as the output shows ``when_line``."""
-        argv, env, report, retry = self._argv(*extra)
+        argv, env, report, retry = self._argv(*extra, playbook=playbook)
         log = self.work / f"run-{self.count}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import stat
 import tempfile
@@ -670,10 +671,26 @@ def _systemctl(run: Runner, verb: str, unit: str) -> None:
         raise BackupError(f"systemctl {verb} {unit} failed (rc={rc}): {(err or out).strip()}")
 
 
+def _stop_active(run: Runner, units: Sequence[str], stopped: list[str]) -> None:
+    """Stop the active units among ``units``, appending each to ``stopped`` once it is stopped."""
+    for unit in units:
+        if _is_active(run, unit):
+            _systemctl(run, "stop", unit)
+            stopped.append(unit)
+
+
 def _file_summary(path: str) -> str:
     if not os.path.isfile(path):
         return f"{path}: absent\n"
     return f"{path}: sha256 {sha256_file(path)}, {os.path.getsize(path)} bytes\n"
+
+
+def _node() -> str:
+    return socket.gethostname() or "this node"
+
+
+def _restored_text(backup: Backup) -> str:
+    return f"{backup.kind} backup {backup.name} ({backup.file}, sha256 {backup.sha256[:12]}..., {backup.size} bytes)"
 
 
 def run_restore(
@@ -684,12 +701,16 @@ def run_restore(
     now: datetime | None = None,
     proc_root: str = "/proc",
 ) -> dict[str, Any]:
-    """The ``datastore_restore`` module: restore a named, verified backup of ours.
+    """The ``datastore_restore`` module: restore a named, verified backup of ours (or, with
+    ``rejoin``, drop this server's etcd data so it rejoins a cluster restored on another server).
 
     Refuses without a name and on a checksum mismatch, before touching anything. With
     ``manage_units``, the active units among ``units`` are stopped first and started again after
     (also after a failed restore, which leaves the current datastore in place).
     """
+    if params.get("rejoin"):
+        return run_rejoin(dist, params, check_mode, run, now)
+    node = _node()
     datastore = params["datastore"]
     directory = params.get("backup_dir") or dist.backup_dir()
     db_path = params.get("db_path") or dist.sqlite_db
@@ -697,7 +718,7 @@ def run_restore(
     manage = bool(params.get("manage_units", True))
     base: dict[str, Any] = {"changed": False, "backup_dir": directory, "units": units, "stopped_units": []}
     if datastore not in KINDS:
-        return _failed(f"datastore {datastore!r}: restore it with its own operator's tools", **base)
+        return _failed(f"{node}: datastore {datastore!r}: restore it with its own operator's tools", **base)
     try:
         backup = find_backup(directory, params.get("backup") or "")
         if backup.kind != datastore:
@@ -712,25 +733,24 @@ def run_restore(
             argv = snapshot_restore_argv(dist, backup)
             before, after = f"{dist.etcd_dir}: current etcd data\n", f"{dist.etcd_dir}: restored from {backup.file}\n"
     except (BackupError, OSError) as exc:
-        return _failed(str(exc), **base)
+        return _failed(f"{node}: {exc}", **base)
     base.update(
         backup=backup.as_dict(),
         moved_aside=plan.as_dict()["moved_aside"] if plan else [],
         command=argv,
         diff={"before": before, "after": after},
     )
+    how = f"with {' '.join(argv)}" if argv else f"into {db_path}"
     if check_mode:
         if manage:
             base["stopped_units"] = [u for u in units if _is_active(run, u)]
         base["changed"] = True
+        base["msg"] = f"{node}: would restore {_restored_text(backup)} {how}"
         return base
     stopped: list[str] = []
     try:
         if manage:
-            for unit in units:
-                if _is_active(run, unit):
-                    _systemctl(run, "stop", unit)
-                    stopped.append(unit)
+            _stop_active(run, units, stopped)
         if plan is not None:
             sqlite_restore(plan, proc_root)
         else:
@@ -744,11 +764,90 @@ def run_restore(
                 _systemctl(run, "start", unit)
             except BackupError as again:
                 problems.append(str(again))
-        return _failed("; ".join(problems), **{**base, "stopped_units": stopped})
+        return _failed(f"{node}: " + "; ".join(problems), **{**base, "stopped_units": stopped})
     base.update(changed=True, stopped_units=stopped)
     for unit in stopped:
         try:
             _systemctl(run, "start", unit)
         except BackupError as exc:
-            return _failed(f"restored {backup.name}, but {exc}", **base)
+            return _failed(f"{node}: restored {backup.name}, but {exc}", **base)
+    aside = "".join(f"; moved {m['from']} aside to {m['to']}" for m in base["moved_aside"])
+    units_text = f"; stopped and started {', '.join(stopped)}" if stopped else ""
+    base["msg"] = f"{node}: restored {_restored_text(backup)} {how}{aside}{units_text}"
+    return base
+
+
+def run_rejoin(
+    dist: Distribution,
+    params: Mapping[str, Any],
+    check_mode: bool,
+    run: Runner,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """``datastore_restore`` with ``rejoin``, on the other servers of an etcd cluster after the restore on one:
+    stop the server (``manage_units``), move its etcd data aside (renamed, never deleted), start it again so it
+    joins the restored cluster. ``backup``, when given, only names the restore in the messages (the backup
+    itself is on the server that restored it). A failure after the stop leaves the server stopped: started
+    on its old data, it would serve the cluster as it was before the restore."""
+    node = _node()
+    datastore = params["datastore"]
+    directory = params.get("backup_dir") or dist.backup_dir()
+    units = list(params.get("units") or dist.datastore_units())
+    manage = bool(params.get("manage_units", True))
+    named = str(params.get("backup") or "").strip()
+    source = f"backup {named}" if named else "a backup"
+    base: dict[str, Any] = {
+        "changed": False,
+        "backup_dir": directory,
+        "units": units,
+        "stopped_units": [],
+        "started_units": [],
+        "backup": None,
+        "command": [],
+        "moved_aside": [],
+    }
+    if datastore != "etcd":
+        return _failed(f"{node}: rejoin applies to an etcd datastore, found {datastore!r}; nothing was changed", **base)
+    data = dist.etcd_rejoin_dir()
+    if data is None:
+        return _failed(f"{node}: {dist.title} has no etcd rejoin known to this collection; nothing was changed", **base)
+    aside = f"{data}.pre-restore-{utc(now).strftime(_STAMP)}"
+    found = os.path.isdir(data)
+    if os.path.lexists(aside):
+        return _failed(f"{node}: {aside} exists already; nothing was changed", **base)
+    what = f"moved its etcd data {data} aside to {aside}" if found else f"found no etcd data at {data} to move aside"
+    started = units if manage else []
+    base.update(
+        moved_aside=[{"from": data, "to": aside}] if found else [],
+        diff={
+            "before": f"{data}: {'present' if found else 'absent'}\n",
+            "after": f"{data}: absent" + (f" (moved aside to {aside})" if found else "") + "\n",
+        },
+    )
+    then = f" and started {', '.join(started)}" if started else " (start the server to rejoin)"
+    if check_mode:
+        base.update(
+            changed=True,
+            stopped_units=[u for u in units if _is_active(run, u)] if manage else [],
+            started_units=started,
+            msg=f"{node}: would have {what}{then}, to rejoin the cluster restored from {source}",
+        )
+        return base
+    stopped: list[str] = []
+    try:
+        if manage:
+            _stop_active(run, units, stopped)
+        if found:
+            os.rename(data, aside)
+            _fsync(os.path.dirname(data))
+    except (BackupError, OSError) as exc:
+        left = f"; left {', '.join(stopped)} stopped" if stopped else ""
+        return _failed(f"{node}: rejoin after {source}: {exc}{left}", **{**base, "stopped_units": stopped})
+    base.update(changed=True, stopped_units=stopped)
+    try:
+        for unit in started:
+            _systemctl(run, "start", unit)
+    except BackupError as exc:
+        return _failed(f"{node}: {what}, but {exc}", **base)
+    base.update(started_units=started, msg=f"{node}: {what}{then}, to rejoin the cluster restored from {source}")
     return base

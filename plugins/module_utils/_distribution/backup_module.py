@@ -27,11 +27,12 @@ def restore_argument_spec() -> dict[str, Any]:
     return {
         "distribution": {"type": "str", "required": True, "choices": list(registry.NAMES)},
         "datastore": {"type": "str", "default": "sqlite", "choices": ["sqlite", "etcd"]},
-        "backup": {"type": "str", "required": True},
+        "backup": {"type": "str"},
         "backup_dir": {"type": "path"},
         "db_path": {"type": "path"},
         "units": {"type": "list", "elements": "str"},
         "manage_units": {"type": "bool", "default": True},
+        "rejoin": {"type": "bool", "default": False},
     }
 
 

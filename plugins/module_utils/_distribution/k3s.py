@@ -5,6 +5,7 @@ config keys are the table in ``k3s_flags.py``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -183,6 +184,11 @@ class K3s(Distribution):
         # Resets membership to this one server with the snapshot's data, then exits; start the unit
         # again without the flags. Peers of an HA cluster must drop server/db and rejoin.
         return [self.binary, "server", "--cluster-reset", f"--cluster-reset-restore-path={snapshot}"]
+
+    def etcd_rejoin_dir(self) -> str | None:
+        # K3s: after a cluster-reset restore on one server, every other server drops server/db and
+        # joins again through its `server:` URL.
+        return os.path.dirname(self.etcd_dir)
 
     def generates_token(self) -> bool:
         return True

@@ -242,6 +242,11 @@ class Distribution:
         file the command writes on the side. None when the distribution has none."""
         return None
 
+    def etcd_rejoin_dir(self) -> str | None:
+        """The directory a server of an etcd cluster drops (moved aside, never deleted) to rejoin a
+        cluster that was restored on another server; None when the distribution has no such path."""
+        return None
+
     def sqlite_servers_problem(self, servers: Sequence[str]) -> str:
         """The fleet's message for SQLite with several servers."""
         return (

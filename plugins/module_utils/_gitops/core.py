@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -512,3 +512,32 @@ def object_ref(obj: dict[str, Any]) -> str:
     namespace = meta.get("namespace")
     name = meta.get("name", "?")
     return f"{obj.get('kind', '?')}/{namespace + '/' if namespace else ''}{name}"
+
+
+# The objects whose presence in the API shows that a cluster is registered (the upgrade's GitOps gate): the
+# identity ConfigMap and the engine's source and sync objects; not namespaces or secrets.
+GATE_KINDS = ("GitRepository", "Kustomization", "Application")
+_GATE_REPO = RepoSettings(url="https://registration.invalid/fleet.git")  # names do not depend on the repo
+
+
+def gate_refs(engine: str, cluster: str, overrides: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """For ``kubectl get -n <namespace> <ref>``: the registration's identity ConfigMap and its engine's source and
+    sync objects, named as :func:`registration_objects` names them with the engine's settings ``overrides`` (the
+    ``flux``/``argocd`` option; unknown keys ignored). Empty for the engine ``none``."""
+    if engine == "none":
+        return []
+    if engine not in ENGINE_TABLE:
+        raise ValueError(f"engine: found {engine!r}, allowed: {', '.join((*ENGINES, 'none'))}")
+    chosen = ENGINE_TABLE[engine].settings
+    known = {f.name for f in fields(chosen)}
+    tuned = {k: v for k, v in (overrides or {}).items() if k in known}
+    flux = FluxSettings(**tuned) if chosen is FluxSettings else FluxSettings()
+    argo = ArgoSettings(**tuned) if chosen is ArgoSettings else ArgoSettings()
+    refs = []
+    for obj in registration_objects(engine, ClusterFacts(cluster=cluster, path="."), _GATE_REPO, flux, argo, None):
+        meta = obj["metadata"]
+        if obj["kind"] in GATE_KINDS or (obj["kind"] == "ConfigMap" and meta["name"] == IDENTITY_NAME):
+            group = str(obj["apiVersion"]).rpartition("/")[0]
+            resource = obj["kind"].lower() + (f".{group}" if group else "")  # kubectl takes the singular kind
+            refs.append({"namespace": str(meta.get("namespace", "")), "ref": f"{resource}/{meta['name']}"})
+    return refs

@@ -2,6 +2,8 @@
 # Build the lab control-plane binaries from Go modules (test-only, linux/amd64):
 #   kube-apiserver, kubectl           k8s.io/kubernetes (wrapper module, staging replaces)
 #   etcd, etcdctl                     go.etcd.io/etcd/{server,etcdctl}/v3 (same wrapper module)
+#   etcdutl                           go.etcd.io/etcd/etcdutl/v3 (same wrapper module; etcdctl 3.6 has no
+#                                     `snapshot restore` any more, the stand-ins' restores need etcdutl)
 #   kine                              github.com/k3s-io/kine (CGO, SQLite)
 # Output: $EDGEFLEET_CACHE/controlplane/<k8s>-<kine>-<etcd>/bin. Idempotent: when the stamp
 # matches the pinned versions and every binary is present, it prints the path and exits.
@@ -17,7 +19,7 @@ ETCD="$EDGEFLEET_CP_ETCD_VERSION"
 CACHE="${EDGEFLEET_CACHE:-$HOME/.cache/edgefleet}"
 ROOT="$CACHE/controlplane/$K8S-$KINE-$ETCD"
 BIN="$ROOT/bin"
-TOOLS=(kube-apiserver kubectl etcd etcdctl kine)
+TOOLS=(kube-apiserver kubectl etcd etcdctl etcdutl kine)
 STAMP_WANT="k8s=$K8S kine=$KINE etcd=$ETCD tools=${TOOLS[*]} goos=linux goarch=amd64"
 
 if [[ "${1:-}" == "--print-bindir" ]]; then
@@ -62,6 +64,7 @@ mapfile -t staging < <(awk '/^require[[:space:]]*\(/{r=1;next} r&&/^\)/{r=0} r&&
     echo "	k8s.io/kubernetes $K8S"
     echo "	go.etcd.io/etcd/server/v3 $ETCD"
     echo "	go.etcd.io/etcd/etcdctl/v3 $ETCD"
+    echo "	go.etcd.io/etcd/etcdutl/v3 $ETCD"
     echo ")"
     echo
     echo "replace ("
@@ -71,6 +74,7 @@ mapfile -t staging < <(awk '/^require[[:space:]]*\(/{r=1;next} r&&/^\)/{r=0} r&&
     echo "tool ("
     echo "	k8s.io/kubernetes/cmd/kube-apiserver"
     echo "	k8s.io/kubernetes/cmd/kubectl"
+    echo "	go.etcd.io/etcd/etcdutl/v3"
     echo ")"
 } > "$ROOT/wrapper/go.mod.new"
 cat > "$ROOT/wrapper/cmd/etcd/main.go" <<'EOF'
@@ -122,6 +126,12 @@ for t in etcd etcdctl; do
     go build -trimpath -ldflags "-s -w" -o "$BIN/$t.tmp" "./cmd/$t"
     mv -f "$BIN/$t.tmp" "$BIN/$t" && touch "$BIN/.$t.ok"
 done
+if [[ ! -x "$BIN/etcdutl" || ! -f "$BIN/.etcdutl.ok" ]]; then
+    # etcdutl's main package is its module root: built from the wrapper module, like kube-apiserver.
+    echo "controlplane: building etcdutl $ETCD"
+    go build -trimpath -ldflags "-s -w" -o "$BIN/etcdutl.tmp" go.etcd.io/etcd/etcdutl/v3
+    mv -f "$BIN/etcdutl.tmp" "$BIN/etcdutl" && touch "$BIN/.etcdutl.ok"
+fi
 if [[ ! -x "$BIN/kine" || ! -f "$BIN/.kine.ok" ]]; then
     echo "controlplane: building kine $KINE (CGO, SQLite)"
     mkdir -p "$ROOT/gobin"

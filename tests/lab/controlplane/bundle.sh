@@ -2,8 +2,11 @@
 # Build the lab air-gap bundle of the K3s/K0s stand-ins (test-only) from the control-plane binaries:
 #   $EDGEFLEET_CACHE/bundle/k3s/<ver>/{k3s,sha256sum-amd64.txt}
 #   $EDGEFLEET_CACHE/bundle/k0s/<ver>/{k0s-<ver>-amd64,sha256sum-amd64.txt}
-# for the version in versions.env and for its "next" version (upgrade tests: the same stand-in under
-# another version string).
+# for the version in versions.env, for its "next" version (upgrade tests: the same stand-in under
+# another version string) and for the BROKEN version: the same stand-in with its TEST-ONLY fault switch
+# set to never-ready (a server that never starts its API server, for the upgrade rollback test), and the
+# MIGRATES version, with the fault switch migrates-datastore (a server that marks its SQLite datastore as
+# migrated and never becomes ready; no version becomes ready on a datastore so marked, until it is restored).
 # Each stand-in is one self-extracting file (standin/header.sh + tar.gz of bin/ and the Python code).
 # The Python code is the edgefleet_standin package plus a copy of the collection's K3s flag table
 # (plugins/module_utils/_distribution/k3s_flag_table.py, the one list of K3s flags; the stand-in
@@ -39,6 +42,8 @@ K3S_DIR="$CACHE/bundle/k3s/$K3S_V"
 K0S_DIR="$CACHE/bundle/k0s/$K0S_V"
 K3S_NEXT="$EDGEFLEET_LAB_K3S_NEXT_VERSION"
 K0S_NEXT="$EDGEFLEET_LAB_K0S_NEXT_VERSION"
+BROKEN="$EDGEFLEET_LAB_BROKEN_VERSION"
+MIGRATES="$EDGEFLEET_LAB_MIGRATES_VERSION"
 
 STAMP="$CACHE/controlplane/bundle-$K3S_V-$K0S_V.inputs"
 start=$(date +%s)
@@ -49,29 +54,32 @@ lib_hash="$(stage_lib "$work/payload/lib")"
 inputs="$( { cat "$BIN/.stamp" "$HERE/standin/header.sh" "$HERE/versions.env"; echo "lib=$lib_hash"; } \
            | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$inputs" && -x "$K3S_DIR/k3s" && -x "$K0S_DIR/k0s-$K0S_V-amd64" \
-      && -x "$CACHE/bundle/k3s/$K3S_NEXT/k3s" && -x "$CACHE/bundle/k0s/$K0S_NEXT/k0s-$K0S_NEXT-amd64" ]]; then
+      && -x "$CACHE/bundle/k3s/$K3S_NEXT/k3s" && -x "$CACHE/bundle/k0s/$K0S_NEXT/k0s-$K0S_NEXT-amd64" \
+      && -x "$CACHE/bundle/k3s/$BROKEN/k3s" && -x "$CACHE/bundle/k0s/$BROKEN/k0s-$BROKEN-amd64" \
+      && -x "$CACHE/bundle/k3s/$MIGRATES/k3s" && -x "$CACHE/bundle/k0s/$MIGRATES/k0s-$MIGRATES-amd64" ]]; then
     echo "bundle: cached $K3S_DIR $K0S_DIR"
     exit 0
 fi
 mkdir -p "$work/payload/bin"
-for t in kube-apiserver kubectl etcd etcdctl kine; do cp "$BIN/$t" "$work/payload/bin/"; done
+for t in kube-apiserver kubectl etcd etcdctl etcdutl kine; do cp "$BIN/$t" "$work/payload/bin/"; done
 go env GOVERSION > "$work/payload/bin/.goversion" 2>/dev/null || echo unknown > "$work/payload/bin/.goversion"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/payload" -cf - . | gzip -n -4 > "$work/payload.tgz"
 hash="$(sha256sum "$work/payload.tgz" | cut -c1-16)"
-make_one() { # flavor version out
+make_one() { # flavor version out [fault]
     local skip
     skip=$(( $(wc -l < "$HERE/standin/header.sh") + 1 ))
     sed -e "s|@FLAVOR@|$1|g" -e "s|@VERSION@|$2|g" -e "s|@HASH@|$hash|g" -e "s|@SKIP@|$skip|g" \
+        -e "s|@FAULT@|${4:-}|g" \
         "$HERE/standin/header.sh" > "$3.tmp"
     cat "$work/payload.tgz" >> "$3.tmp"
     chmod 0755 "$3.tmp"
     mv -f "$3.tmp" "$3"
 }
-bundle_one() { # flavor version: the bundle directory of one stand-in version, with its sums file
+bundle_one() { # flavor version [fault]: the bundle directory of one stand-in version, with its sums file
     local dir="$CACHE/bundle/$1/$2" file
     file=$([[ $1 == k3s ]] && echo k3s || echo "k0s-$2-amd64")
     mkdir -p "$dir"
-    make_one "$1" "$2" "$dir/$file"
+    make_one "$1" "$2" "$dir/$file" "${3:-}"
     (cd "$dir" && sha256sum "$file" > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
     rm -f "$dir/.inputs"
 }
@@ -79,7 +87,12 @@ bundle_one k3s "$K3S_V"
 bundle_one k0s "$K0S_V"
 bundle_one k3s "$K3S_NEXT"
 bundle_one k0s "$K0S_NEXT"
+bundle_one k3s "$BROKEN" never-ready  # TEST-ONLY: a server that never becomes ready
+bundle_one k0s "$BROKEN" never-ready
+bundle_one k3s "$MIGRATES" migrates-datastore  # TEST-ONLY: marks its datastore as migrated, never ready
+bundle_one k0s "$MIGRATES" migrates-datastore
 echo "$inputs" > "$STAMP"
 echo "bundle: built in $(( $(date +%s) - start )) s (payload $hash, $(du -h "$K3S_DIR/k3s" | cut -f1))"
 echo "  $K3S_DIR (next: $K3S_NEXT)"
 echo "  $K0S_DIR (next: $K0S_NEXT)"
+echo "  test-only broken versions (fault switches): $BROKEN (never-ready), $MIGRATES (migrates-datastore)"

@@ -5,6 +5,8 @@
 set -eu
 FLAVOR='@FLAVOR@'
 VERSION='@VERSION@'
+# TEST-ONLY fault switch, set by bundle.sh for the lab's deliberately broken version (empty: none).
+FAULT='@FAULT@'
 HASH='@HASH@'
 SKIP=@SKIP@
 case "$FLAVOR" in
@@ -19,6 +21,6 @@ if [ ! -f "$DATA/.extracted" ]; then
   touch "$tmp/.extracted"
   if ! mv -T "$tmp" "$DATA" 2>/dev/null; then rm -rf "$tmp"; fi
 fi
-EDGEFLEET_STANDIN_BIN="$DATA/bin" EDGEFLEET_STANDIN_VERSION="$VERSION" PYTHONPATH="$DATA/lib" \
+EDGEFLEET_STANDIN_BIN="$DATA/bin" EDGEFLEET_STANDIN_VERSION="$VERSION" EDGEFLEET_STANDIN_FAULT="$FAULT" PYTHONPATH="$DATA/lib" \
   exec python3 -m edgefleet_standin "$FLAVOR" "$0" "$@"
 exit 1

@@ -611,3 +611,73 @@ def test_an_existing_backup_dir_is_made_private(tmp_path: Path) -> None:
     loose.chmod(0o755)
     assert b.ensure_dir(str(loose)) and stat.S_IMODE(loose.stat().st_mode) == 0o700
     assert not b.ensure_dir(str(loose))
+
+
+def _rejoining(tmp_path: Path) -> tuple[Distribution, Path]:
+    """A K3s strategy whose etcd lives under tmp_path, with a member directory in it."""
+    etcd = tmp_path / "server" / "db" / "etcd"
+    (etcd / "member" / "snap").mkdir(parents=True)
+    (etcd / "member" / "snap" / "db").write_bytes(b"old cluster")
+    return type("Standin", (K3s,), {"etcd_dir": str(etcd)})(), etcd.parent
+
+
+def test_rejoin_moves_the_etcd_data_aside_and_starts_the_server(tmp_path: Path) -> None:
+    dist, db = _rejoining(tmp_path)
+    systemd = Systemd({"k3s.service"})
+    params = {"datastore": "etcd", "rejoin": True, "backup": "edgefleet-etcd-20261206T100000000000Z"}
+    when = datetime(2026, 12, 6, 11, tzinfo=UTC)
+    result = b.run_restore(dist, params, False, systemd, now=when)
+    assert result["changed"] and not result.get("failed"), result
+    aside = tmp_path / "server" / "db.pre-restore-20261206T110000000000Z"
+    assert not db.exists() and (aside / "etcd" / "member" / "snap" / "db").read_bytes() == b"old cluster"
+    assert result["moved_aside"] == [{"from": str(db), "to": str(aside)}]
+    assert [call[1] for call in systemd.calls] == ["is-active", "stop", "start"] and systemd.active == {"k3s.service"}
+    assert result["stopped_units"] == ["k3s.service"] and result["started_units"] == ["k3s.service"]
+    assert "edgefleet-etcd-20261206T100000000000Z" in result["msg"] and str(aside) in result["msg"]
+    assert result["msg"].startswith(f"{b._node()}: moved its etcd data {db} aside")
+
+
+def test_rejoin_starts_a_stopped_server_and_says_when_there_was_nothing_to_move(tmp_path: Path) -> None:
+    dist, db = _rejoining(tmp_path)
+    systemd = Systemd(set())
+    first = b.run_restore(dist, {"datastore": "etcd", "rejoin": True}, False, systemd)
+    assert first["changed"] and first["stopped_units"] == [] and systemd.active == {"k3s.service"}
+    again = b.run_restore(dist, {"datastore": "etcd", "rejoin": True}, False, Systemd(set()))
+    assert again["moved_aside"] == [] and f"found no etcd data at {db}" in again["msg"], again
+    assert "from a backup" in again["msg"]
+
+
+def test_rejoin_in_check_mode_changes_nothing(tmp_path: Path) -> None:
+    dist, db = _rejoining(tmp_path)
+    systemd = Systemd({"k3s.service"})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = b.run_restore(dist, {"datastore": "etcd", "rejoin": True, "backup": "x"}, True, systemd)
+    assert result["changed"] and result["msg"].startswith(f"{b._node()}: would have moved its etcd data {db} aside")
+    assert result["stopped_units"] == ["k3s.service"] and "diff" in result
+    assert [call[1] for call in systemd.calls] == ["is-active"] and systemd.active == {"k3s.service"}
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_rejoin_refuses_sqlite_and_a_distribution_without_one(tmp_path: Path) -> None:
+    dist, db = _rejoining(tmp_path)
+    sqlite = b.run_restore(dist, {"datastore": "sqlite", "rejoin": True}, False, _no_commands)
+    assert sqlite["failed"] and "applies to an etcd datastore" in sqlite["msg"] and db.exists()
+    k0s = b.run_restore(K0s(), {"datastore": "etcd", "rejoin": True}, False, _no_commands)
+    assert k0s["failed"] and "K0s has no etcd rejoin" in k0s["msg"]
+
+
+def test_a_failed_rejoin_leaves_the_server_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dist, db = _rejoining(tmp_path)
+    when = datetime(2026, 12, 6, 11, tzinfo=UTC)
+    (tmp_path / "server" / "db.pre-restore-20261206T110000000000Z").mkdir()
+    taken = b.run_restore(dist, {"datastore": "etcd", "rejoin": True}, False, Systemd({"k3s.service"}), now=when)
+    assert taken["failed"] and "exists already" in taken["msg"] and db.exists()
+
+    def refuse(src: str, dst: str) -> None:
+        raise PermissionError(13, "Permission denied", src)
+
+    monkeypatch.setattr(b.os, "rename", refuse)
+    systemd = Systemd({"k3s.service"})
+    result = b.run_restore(dist, {"datastore": "etcd", "rejoin": True}, False, systemd)
+    assert result["failed"] and "left k3s.service stopped" in result["msg"] and systemd.active == set()
+    assert db.exists()

@@ -457,3 +457,43 @@ def test_engine_table_is_where_components_come_from() -> None:
         assert gitops.components_for(name, []) == list(row.default_components)
         assert gitops.components_for(name, ["x"]) == ["x"]
     assert gitops.ENGINES == ("flux", "argocd")
+
+
+@pytest.mark.parametrize(
+    ("engine", "overrides"),
+    [
+        ("flux", {}),
+        ("flux", {"name": "fleet", "namespace": "gitops", "interval": "1m"}),
+        ("argocd", {"namespace": "cd"}),
+    ],
+)
+def test_gate_refs_name_the_objects_the_registration_writes(engine: str, overrides: dict[str, Any]) -> None:
+    """The upgrade's GitOps gate looks for exactly the identity ConfigMap and the source/sync objects that
+    registration_objects writes for the same cluster and settings (an SSH repo, key and all)."""
+    flux = gitops.FluxSettings(**overrides) if engine == "flux" else gitops.FluxSettings()
+    argo = gitops.ArgoSettings(**overrides) if engine == "argocd" else gitops.ArgoSettings()
+    key = keys.generate("edge-1")
+    repo = gitops.RepoSettings(
+        url="ssh://git@git.example.internal/fleet.git", known_hosts="git.example.internal ssh-ed25519 AAAA"
+    )
+    written = gitops.registration_objects(engine, _facts(), repo, flux, argo, key)
+    wanted = {
+        (o["metadata"].get("namespace", ""), o["kind"], o["metadata"]["name"])
+        for o in written
+        if o["kind"] in ("GitRepository", "Kustomization", "Application")
+        or (o["kind"] == "ConfigMap" and o["metadata"]["name"] == "cluster-identity")
+    }
+    refs = gitops.gate_refs(engine, _facts().cluster, {**overrides, "not-a-setting": 1})
+    found = {(r["namespace"], r["ref"].split("/")[0].split(".")[0], r["ref"].split("/")[1]) for r in refs}
+    assert {(ns, kind.lower(), name) for ns, kind, name in wanted} == found
+    assert len(refs) == (3 if engine == "flux" else 2)
+    groups = {r["ref"].split("/")[0] for r in refs}
+    assert "configmap" in groups
+    assert ("gitrepository.source.toolkit.fluxcd.io" in groups) == (engine == "flux")
+    assert ("application.argoproj.io" in groups) == (engine == "argocd")
+
+
+def test_gate_refs_none_and_unknown_engine() -> None:
+    assert gitops.gate_refs("none", "c") == []
+    with pytest.raises(ValueError, match="found 'fluxcd'"):
+        gitops.gate_refs("fluxcd", "c")

@@ -198,6 +198,9 @@ def test_settings_problems_are_all_listed_with_key_found_and_allowed() -> None:
             "allow_downgrade": "maybe",
             "canary_group": "not a group",
             "canary_failure_budget": -1,
+            "agent_batch": "some",
+            "drain": "perhaps",
+            "drain_timeout": 0,
         }
     )
     text = "\n".join(problems)
@@ -207,7 +210,10 @@ def test_settings_problems_are_all_listed_with_key_found_and_allowed() -> None:
     assert "edgefleet_upgrade_allow_downgrade: found 'maybe', allowed true or false" in text
     assert "edgefleet_upgrade_canary_group: found 'not a group'" in text
     assert "edgefleet_upgrade_canary_failure_budget: found -1" in text
-    assert len(problems) == 6
+    assert "edgefleet_upgrade_agent_batch: found 'some', allowed an integer from 0 to 10000" in text
+    assert "edgefleet_upgrade_drain: found 'perhaps', allowed true or false" in text
+    assert "edgefleet_upgrade_drain_timeout: found 0, allowed an integer from 1 to 86400" in text
+    assert len(problems) == 9
 
 
 @pytest.mark.parametrize("waves", [[], "50,100", [0, 100], [50, 101], [True]])

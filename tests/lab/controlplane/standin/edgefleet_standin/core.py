@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -44,7 +45,62 @@ class Terminated(BaseException):
 
 
 def banner(flavor: str, version: str) -> None:
-    print(f"{BANNER} ({flavor} {version})", file=sys.stderr, flush=True)
+    fault = os.environ.get("EDGEFLEET_STANDIN_FAULT", "")
+    suffix = f", TEST-ONLY FAULT SWITCH: {fault}" if fault else ""
+    print(f"{BANNER} ({flavor} {version}{suffix})", file=sys.stderr, flush=True)
+
+
+def hold_if_never_ready(sup: Supervisor) -> None:
+    """TEST-ONLY fault switch (bundle.sh builds the lab's broken version with EDGEFLEET_STANDIN_FAULT=never-ready):
+    the server keeps its datastore running but never starts kube-apiserver, so it never becomes ready. Returns
+    at once when the switch is off; otherwise only a stop signal (Terminated) or a dead child ends it."""
+    if os.environ.get("EDGEFLEET_STANDIN_FAULT", "") != "never-ready":
+        return
+    log("TEST-ONLY FAULT SWITCH never-ready: this broken lab version never starts its API server")
+    while True:
+        sup.check()
+        time.sleep(1)
+
+
+MIGRATED_TABLE = "edgefleet_standin_migrated"  # TEST-ONLY: the mark of the fault switch migrates-datastore
+
+
+def migrate_or_check_datastore(db: Path, version: str, sup: Supervisor) -> None:
+    """TEST-ONLY, for the upgrade rollback tests. With the fault switch migrates-datastore (bundle.sh builds one
+    version so) the server marks its SQLite datastore as migrated by its version, as a release that changes the
+    datastore's schema would, and then never becomes ready (like never-ready). Every stand-in version checks for
+    that mark before it starts: a datastore migrated by another version is one it cannot read, so it never becomes
+    ready either, until the datastore is restored from a backup taken before the migration. A datastore without
+    the mark (every one outside this test) is not touched."""
+    fault = os.environ.get("EDGEFLEET_STANDIN_FAULT", "")
+    if fault == "migrates-datastore":
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(db, timeout=30) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATED_TABLE} (version TEXT NOT NULL)")
+            conn.execute(f"INSERT INTO {MIGRATED_TABLE} (version) VALUES (?)", (version,))
+        conn.close()
+        log(f"TEST-ONLY FAULT SWITCH migrates-datastore: marked {db} as migrated by {version}; never ready")
+    elif db.exists():
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATED_TABLE,)
+            ).fetchall()
+            marks = [str(r[0]) for r in conn.execute(f"SELECT version FROM {MIGRATED_TABLE}")] if rows else []
+        finally:
+            conn.close()
+        others = sorted({m for m in marks if m != version})
+        if not others:
+            return
+        log(
+            f"datastore {db} was migrated by {', '.join(others)} (TEST-ONLY fault switch migrates-datastore); "
+            f"{version} cannot read it and never becomes ready until it is restored from a backup"
+        )
+    else:
+        return
+    while True:
+        sup.check()
+        time.sleep(1)
 
 
 def log(msg: str) -> None:

@@ -109,6 +109,7 @@ def controller(argv: list[str], version: str) -> int:
             sock = Path("/run/k0s/kine.sock")
             sock.parent.mkdir(parents=True, exist_ok=True)
             sock.unlink(missing_ok=True)
+            core.migrate_or_check_datastore(data / "db" / "state.db", version, sup)
             argv_kine = core.kine_args(sock, data / "db" / "state.db")
             dsn = (storage.get("kine") or {}).get("dataSource")
             if dsn:
@@ -137,6 +138,7 @@ def controller(argv: list[str], version: str) -> int:
             tls=pki, bind="0.0.0.0", port=port, advertise=ip, etcd_servers=etcd_servers,
             service_cidr=service_cidr, etcd_tls=etcd_tls, extra=extra,
         )  # fmt: skip
+        core.hold_if_never_ready(sup)
         sup.add(core.Child("kube-apiserver", core.apiserver_args(aspec)))
         local = f"https://127.0.0.1:{port}"
         ca_pem = (pki / "server-ca.crt").read_text()

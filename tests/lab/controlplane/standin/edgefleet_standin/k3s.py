@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -156,6 +157,8 @@ def server(argv: list[str], version: str) -> int:
     use_etcd = (truthy(cfg.get("cluster-init")) or bool(join)) and not endpoint
     service_cidr = str((cfg.get("service-cidr") or ["10.43.0.0/16"])[0])
     service_ip = _first_ip(service_cidr)
+    if truthy(cfg.get("cluster-reset")):
+        return cluster_reset(paths, hostname, ip, str(cfg.get("cluster-reset-restore-path") or ""))
     for d in (paths.tls, paths.db, paths.server / "manifests", paths.server / "cred"):
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.server, 0o700)
@@ -201,6 +204,7 @@ def server(argv: list[str], version: str) -> int:
             sock = paths.server / "kine.sock"
             sock.unlink(missing_ok=True)
             db_endpoint = endpoint or ""
+            core.migrate_or_check_datastore(paths.db / "state.db", version, sup)
             argv_kine = core.kine_args(sock, paths.db / "state.db")
             if db_endpoint:
                 argv_kine = [a if not a.startswith("--endpoint=") else f"--endpoint={db_endpoint}" for a in argv_kine]
@@ -220,6 +224,7 @@ def server(argv: list[str], version: str) -> int:
             etcd_tls=etcd_tls,
             extra=[str(a) for a in cfg.get("kube-apiserver-arg", [])],
         )
+        core.hold_if_never_ready(sup)
         sup.add(core.Child("kube-apiserver", core.apiserver_args(spec)))
         local = f"https://{bind if bind not in {'0.0.0.0', '::', ''} else '127.0.0.1'}:{port}"
         ca_pem = (paths.tls / "server-ca.crt").read_text()
@@ -332,6 +337,67 @@ def _promote_learner(sup: core.Supervisor, etls: Path, remote: str, peer: str, t
         if time.monotonic() > deadline:
             raise StandinError(f"etcd learner {peer} was not promoted within {timeout:.0f} s")
         time.sleep(2)
+
+
+def cluster_reset(paths: Paths, name: str, ip: str, restore_path: str) -> int:
+    """TEST-ONLY stand-in of `k3s server --cluster-reset [--cluster-reset-restore-path=<snapshot>]`.
+
+    As K3s does: with a snapshot, the current etcd data directory is moved aside to server/db/etcd-old-<unix
+    time> and the snapshot is restored into a fresh one as a new cluster whose only member is this server;
+    without one, this server's etcd forgets its peers and keeps its data. etcd then runs once in this process
+    (--force-new-cluster) until it is healthy, is stopped, and the command exits, so the unit can be started
+    again without the flags. The other servers of the cluster must drop their server/db and rejoin.
+    """
+    etls = paths.tls / "etcd"
+    data = paths.db / "etcd"
+    if not (etls / "etcd-ca.crt").exists():
+        raise StandinError(f"cluster-reset: {etls} holds no etcd PKI: this server never ran the embedded etcd")
+    if restore_path:
+        snapshot = Path(restore_path)
+        if not snapshot.is_file():
+            raise StandinError(f"cluster-reset: snapshot path does not exist: {restore_path}")
+        stamp = int(time.time())
+        fresh = paths.db / f".etcd-restore-{stamp}"
+        peer = f"https://{ip}:2380"
+        res = subprocess.run(
+            [
+                core.tool("etcdutl"), "snapshot", "restore", str(snapshot), f"--data-dir={fresh}", f"--name={name}",
+                f"--initial-cluster={name}={peer}", f"--initial-advertise-peer-urls={peer}",
+            ],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if res.returncode != 0:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise StandinError(f"cluster-reset: etcdutl snapshot restore {snapshot}: {res.stderr.strip()[-2000:]}")
+        os.chmod(fresh, 0o700)
+        if data.exists():
+            old = paths.db / f"etcd-old-{stamp}"
+            data.rename(old)
+            log(f"cluster-reset: moved the current etcd data aside to {old}")
+        fresh.rename(data)
+        log(f"cluster-reset: restored {snapshot} into {data} as a new one-member cluster ({name} {peer})")
+    elif not (data / "member").exists():
+        raise StandinError(f"cluster-reset: {data} holds no etcd data to reset")
+    spec = core.EtcdSpec(name, data, etls, ip, extra=["--force-new-cluster"])
+    sup = core.Supervisor()
+    sup.install_signals()
+    try:
+        sup.add(core.Child("etcd", core.etcd_args(spec)))
+        _wait_for(
+            lambda: core.etcdctl(etls, "https://127.0.0.1:2379", "endpoint", "health", check=False).returncode == 0,
+            180,
+            sup,
+            "etcd health after the reset",
+        )
+        members = json.loads(core.etcdctl(etls, "https://127.0.0.1:2379", "member", "list", "-w", "json").stdout)
+        count = len(members.get("members", []))
+    finally:
+        sup.stop_all()
+    log(
+        f"Managed etcd cluster membership has been reset ({count} member), restart without --cluster-reset flag "
+        f"now. Back up and delete {paths.db} on each peer etcd server and rejoin the nodes"
+    )
+    return 0
 
 
 _BOOT_FILES = ["server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key", "service.key"]
