@@ -147,37 +147,32 @@ def configmaps(node: str) -> int:
     return int(out(node, f"{kubectl(node)} get configmaps -n upgrade-test -o name | wc -l").strip())
 
 
-def write_configmaps(node: str, count: int) -> None:
-    out(node, f"{kubectl(node)} create namespace upgrade-test --dry-run=client -o yaml | {kubectl(node)} apply -f -")
-    items = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i:04}"}, "data": {"i": str(i)}}
-        for i in range(count)
-    ]
-    doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+def kubectl_list(node: str, command: str, items: list[dict[str, object]], timeout: int = 900) -> None:
+    """`kubectl <command> -f -` on node with the items as one List on stdin."""
     proc = subprocess.run(
-        [
-            "podman",
-            "exec",
-            "-i",
-            CONTAINER.format(node),
-            "bash",
-            "-c",
-            f"{kubectl(node)} create -n upgrade-test -f - -o name | wc -l",
-        ],
-        input=doc,
+        ["podman", "exec", "-i", CONTAINER.format(node), "bash", "-c", f"{kubectl(node)} {command} -f -"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
         capture_output=True,
         text=True,
         check=False,
-        timeout=900,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def write_configmaps(node: str, count: int) -> None:
+    out(node, f"{kubectl(node)} create namespace upgrade-test --dry-run=client -o yaml | {kubectl(node)} apply -f -")
+    items: list[dict[str, object]] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i:04}"}, "data": {"i": str(i)}}
+        for i in range(count)
+    ]
+    kubectl_list(node, "create -n upgrade-test -o name", items)
+
+
 def installed(node: str) -> str:
-    text = out(node, f"{K0S} version" if node == "up3" else f"{K3S} --version")
-    found = re.search(r"v\d+\.\d+\.\d+\+\S+", text)
-    assert found, text
-    return found.group(0)
+    found = installed_or_none(node)
+    assert found, f"{node}: no installed binary reports a version"
+    return found
 
 
 def installed_or_none(node: str) -> str | None:
@@ -485,15 +480,7 @@ GATE_OBJECTS = [
 
 
 def apply_docs(node: str, docs: list[dict[str, object]]) -> None:
-    proc = subprocess.run(
-        ["podman", "exec", "-i", CONTAINER.format(node), "bash", "-c", f"{kubectl(node)} apply -f -"],
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    kubectl_list(node, "apply", docs, timeout=300)
 
 
 def test_backup_and_restore_playbooks_restore_a_named_backup_and_refuse_without_one(lab: Fleet) -> None:
