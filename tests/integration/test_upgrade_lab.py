@@ -328,13 +328,7 @@ def test_a_broken_version_fails_the_canary_gate_and_the_canary_is_rolled_back(la
     the version it ran, with the same ConfigMaps; the next wave (up-k0s) is not touched; the run exits non-zero and
     the summary and the JSON report say "rolled back"."""
     started = time.monotonic()
-    if any(installed_or_none(node) != NEW for node in NODES):  # alone (-k): bring the fleet to NEW first
-        lab.write(NEW, NEW)
-        ready = lab.play("site.yml", "--skip-tags", "os_hardening,gitops")
-        assert ready.rc == 0, ready.tail()
-        for node in ("up1", "up3"):
-            if configmaps_or_zero(node) == 0:
-                write_configmaps(node, CONFIGMAPS)
+    at_new(lab, configmaps_on=("up1", "up3"))
     counts = {node: configmaps(node) for node in ("up1", "up3")}
     k0s_binary = sha("up3", K0S)
     k0s_invocation = out("up3", "systemctl show -p InvocationID --value k0scontroller").strip()
@@ -379,12 +373,7 @@ def test_a_version_that_migrates_the_datastore_is_rolled_back_with_the_datastore
     restores the datastore from the backup taken before the upgrade: the server is ready on the old version with
     every ConfigMap, and the marked database is kept aside."""
     started = time.monotonic()
-    if any(installed_or_none(node) != NEW for node in NODES):  # alone (-k): bring the fleet to NEW first
-        lab.write(NEW, NEW)
-        ready = lab.play("site.yml", "--skip-tags", "os_hardening,gitops")
-        assert ready.rc == 0, ready.tail()
-        if configmaps_or_zero("up1") == 0:
-            write_configmaps("up1", CONFIGMAPS)
+    at_new(lab, configmaps_on=("up1",))
     count = configmaps("up1")
 
     lab.write(MIGRATES, MIGRATES)
@@ -412,6 +401,19 @@ def test_a_version_that_migrates_the_datastore_is_rolled_back_with_the_datastore
     after = lab.play("upgrade.yml")
     assert after.rc == 0 and all(r["changed"] == 0 for r in after.recap().values()), after.tail()
     note(f"rollback with a datastore restore: {time.monotonic() - started:.0f} s")
+
+
+def at_new(lab: Fleet, nodes: tuple[str, ...] = tuple(NODES), configmaps_on: tuple[str, ...] = ()) -> None:
+    """For a test run alone (-k), on fresh containers: bring the fleet to NEW when one of nodes is not on it, and
+    write the ConfigMaps on each of configmaps_on that has none. After the tests before it, nothing to do."""
+    if all(installed_or_none(node) == NEW for node in nodes):
+        return
+    lab.write(NEW, NEW)
+    ready = lab.play("site.yml", "--skip-tags", "os_hardening,gitops")
+    assert ready.rc == 0, ready.tail()
+    for node in configmaps_on:
+        if configmaps_or_zero(node) == 0:
+            write_configmaps(node, CONFIGMAPS)
 
 
 def configmaps_or_zero(node: str) -> int:
@@ -491,10 +493,7 @@ def test_backup_and_restore_playbooks_restore_a_named_backup_and_refuse_without_
     cluster's GitOps objects: it fails naming the Flux objects that are not there, and passes with the (test-only)
     Argo CD Application and the identity ConfigMap that are."""
     started = time.monotonic()
-    if any(installed_or_none(node) != NEW for node in ("up1", "up3")):  # alone (-k): bring the fleet to NEW first
-        lab.write(NEW, NEW)
-        ready = lab.play("site.yml", "--skip-tags", "os_hardening,gitops")
-        assert ready.rc == 0, ready.tail()
+    at_new(lab, nodes=("up1", "up3"))
     lab.write(NEW, NEW)
     before = configmaps_or_zero("up1")
 
@@ -588,10 +587,7 @@ def test_a_node_lost_in_the_middle_of_the_canary_counts_against_its_budget(lab: 
     1 it goes on and up-k0s is moved. (The move is a forced downgrade, NEW -> OLD, the only other version the lab
     has; the lost cluster stays on NEW, so no agent ends newer than its server.)"""
     started = time.monotonic()
-    if any(installed_or_none(node) != NEW for node in NODES):  # alone (-k): bring the fleet to NEW first
-        lab.write(NEW, NEW)
-        ready = lab.play("site.yml", "--skip-tags", "os_hardening,gitops")
-        assert ready.rc == 0, ready.tail()
+    at_new(lab)
     k0s_invocation = out("up3", "systemctl show -p InvocationID --value k0scontroller").strip()
     lab.write(OLD, OLD)
     wave_start = "Upgrade the servers, one at a time per cluster, of canary"
