@@ -31,7 +31,12 @@ def run(tmp_path: Path, **settings: object) -> tuple[int, str]:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-e", f"@{tmp_path / 'vars.json'}", str(tmp_path / "play.yml")],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+        check=False,
     )
     return proc.returncode, proc.stdout + proc.stderr
 
