@@ -190,6 +190,30 @@ def stamp(paths: t.Iterable[str]) -> dict[str, list[int]]:
     return out
 
 
+# Version of the cache entry's layout; an entry of another version is a miss.
+CACHE_FORMAT = 2
+
+
+def cache_entry(plan: dict[str, t.Any], source_stamp: dict[str, list[int]]) -> dict[str, t.Any]:
+    """The inventory cache entry of a plan: the plan as one JSON text, so that the cache plugin's own
+    encoder and decoder, which visit every value in Python, see a single string."""
+    return {"format": CACHE_FORMAT, "stamp": source_stamp, "plan": json.dumps(plan, separators=(",", ":"))}
+
+
+def plan_from_cache(entry: object, source_stamp: dict[str, list[int]]) -> dict[str, t.Any] | None:
+    """The plan of a cache entry written for these very sources (same files, mtimes and sizes), else None."""
+    if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT or entry.get("stamp") != source_stamp:
+        return None
+    text = entry.get("plan")
+    if not isinstance(text, str):
+        return None
+    try:
+        plan = json.loads(text)
+    except ValueError:
+        return None
+    return plan if isinstance(plan, dict) else None
+
+
 def is_empty(data: object) -> bool:
     """True for a document that holds nothing: null, an empty list or mapping, or only empty registry keys."""
     if data is None or data == [] or data == {}:
