@@ -65,36 +65,6 @@ NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars
 GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch")
 REGISTRY_KEYS: tuple[str, ...] = ("defaults", "overlays", "sites")
 
-# Host vars the plugin publishes; vars: may not set them.
-PUBLISHED_VARS = frozenset(
-    (
-        "ansible_host",
-        "edgefleet_cluster",
-        "edgefleet_site",
-        "edgefleet_region",
-        "edgefleet_model",
-        "edgefleet_channel",
-        "edgefleet_labels",
-        "edgefleet_site_labels",
-        "edgefleet_node_role",
-        "edgefleet_arch",
-        "edgefleet_distribution",
-        "edgefleet_version",
-        "edgefleet_datastore",
-        "edgefleet_datastore_endpoint",
-        "edgefleet_cluster_servers",
-        "edgefleet_cluster_agents",
-        "edgefleet_cluster_init_server",
-        "edgefleet_gitops_engine",
-        "edgefleet_gitops_repo",
-        "edgefleet_gitops_branch",
-        "edgefleet_overlays",
-        "edgefleet_gitops_path",
-        "edgefleet_kustomization",
-        "edgefleet_node_labels",
-    )
-)
-
 # Published vars that describe one cluster: always vars of its cluster_<site> group (fleet_wide_keys).
 CLUSTER_VARS = frozenset(
     (
@@ -111,6 +81,22 @@ CLUSTER_VARS = frozenset(
         "edgefleet_gitops_path",
         "edgefleet_kustomization",
         "edgefleet_node_labels",
+    )
+)
+# Host vars the plugin publishes; vars: may not set them.
+PUBLISHED_VARS = CLUSTER_VARS | frozenset(
+    (
+        "ansible_host",
+        "edgefleet_region",
+        "edgefleet_model",
+        "edgefleet_channel",
+        "edgefleet_labels",
+        "edgefleet_site_labels",
+        "edgefleet_node_role",
+        "edgefleet_arch",
+        "edgefleet_gitops_engine",
+        "edgefleet_gitops_repo",
+        "edgefleet_gitops_branch",
     )
 )
 

@@ -15,7 +15,9 @@ import sys
 import tempfile
 import typing as t
 from pathlib import Path
+from unittest import mock
 
+from ansible import constants as C
 from fleet_helpers import REPO, list_inventory
 
 FIXTURE = Path(__file__).parent / "fixtures" / "merged_hostvars.json"
@@ -35,8 +37,10 @@ def bench_fleet(directory: Path, size: int = BENCH_HOSTS) -> Path:
 
 
 def merged(source: Path) -> dict[str, dict[str, t.Any]]:
-    """Every host's vars as `ansible-inventory -i <source> --list` prints them (group vars merged in)."""
-    data = json.loads(list_inventory(source))
+    """Every host's vars as `ansible-inventory -i <source> --list` prints them (group vars merged in), without
+    the facts a fact cache may hold for them (the lab's hosts have some, from whatever ran last)."""
+    with mock.patch.object(C, "CACHE_PLUGIN", "ansible.builtin.memory"):
+        data = json.loads(list_inventory(source))
     hostvars: dict[str, dict[str, t.Any]] = data["_meta"]["hostvars"]
     return {host: {k: v for k, v in sorted(hv.items()) if k not in _PLACE_VARS} for host, hv in hostvars.items()}
 

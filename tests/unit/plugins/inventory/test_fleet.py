@@ -175,17 +175,22 @@ def test_sources_directory_and_registry_file(tmp_path: Path) -> None:
     assert set(inv.hosts) == {"ber-01-s1", "ber-01-a1"}
 
 
-def test_cache_is_used_and_invalidated_by_source_mtime(tmp_path: Path) -> None:
-    site_file = tmp_path / "site.yml"
+def write_cached_fleet(tmp_path: Path, site_file: Path, source: str) -> Path:
+    """small_fleet's site in site_file, read through `source`, with the jsonfile inventory cache on."""
     site_file.write_text(yaml.safe_dump(small_fleet()["sites"][0]))
     body = {
         "defaults": small_fleet()["defaults"],
-        "sources": ["site.yml"],
+        "sources": [source],
         "cache": True,
         "cache_plugin": "ansible.builtin.jsonfile",
         "cache_connection": str(tmp_path / "cache"),
     }
-    path = write_fleet(tmp_path, body)
+    return write_fleet(tmp_path, body)
+
+
+def test_cache_is_used_and_invalidated_by_source_mtime(tmp_path: Path) -> None:
+    site_file = tmp_path / "site.yml"
+    path = write_cached_fleet(tmp_path, site_file, "site.yml")
     assert run_plugin(path, cache=True).hosts["ber-01-s1"].vars["ansible_host"] == "192.0.2.10"
     entries = list((tmp_path / "cache").iterdir())
     assert len(entries) == 1
@@ -223,15 +228,7 @@ def test_cache_hit_reads_no_registry_file_until_one_changes(tmp_path: Path, monk
     monkeypatch.setattr(module, "read_sources", counting_read)
     (tmp_path / "sites").mkdir()
     site_file = tmp_path / "sites" / "ber-01.yml"
-    site_file.write_text(yaml.safe_dump(small_fleet()["sites"][0]))
-    body = {
-        "defaults": small_fleet()["defaults"],
-        "sources": ["sites/"],
-        "cache": True,
-        "cache_plugin": "ansible.builtin.jsonfile",
-        "cache_connection": str(tmp_path / "cache"),
-    }
-    path = write_fleet(tmp_path, body)
+    path = write_cached_fleet(tmp_path, site_file, "sites/")
     assert set(run_plugin(path, cache=True).hosts) == {"ber-01-s1", "ber-01-a1"}
     assert reads == [1]
     inv = run_plugin(path, cache=True)  # unchanged registry: a cache hit, no registry file read or validated
