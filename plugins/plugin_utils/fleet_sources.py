@@ -195,8 +195,8 @@ def stamp(paths: t.Iterable[str]) -> dict[str, list[int]]:
 @contextlib.contextmanager
 def gc_paused() -> t.Iterator[None]:
     """No cyclic garbage collection while a fleet is read and published: that work allocates millions of
-    objects and frees almost none, and each full collection would walk all of them again (at 100k hosts
-    that is nearly half of the parse). The collector's previous state is restored afterwards."""
+    objects and frees almost none, and each full collection would walk all of them again. The collector's
+    previous state is restored afterwards."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
