@@ -59,3 +59,33 @@ def test_fleet_wide_facts_are_on_the_edgefleet_group(tmp_path: Path) -> None:
     assert lab.groups["edgefleet"].vars["edgefleet_region"] == "lab"
     assert "edgefleet_distribution" in lab.groups["cluster_lab_k3s"].vars
     assert "edgefleet_cluster" not in example.groups["edgefleet"].vars
+
+
+def _graph(inv: t.Any) -> dict[str, t.Any]:
+    """The group graph as ansible-core keeps it: parents, children and depth of each group, ancestors of each host."""
+    groups = {
+        g.name: (sorted(p.name for p in g.parent_groups), sorted(c.name for c in g.child_groups), g.depth)
+        for g in inv.groups.values()
+    }
+    hosts = {h.name: sorted(g.name for g in h.get_groups()) for h in inv.hosts.values()}
+    return {"groups": groups, "hosts": hosts, "all": sorted(h.name for h in inv.groups["all"].get_hosts())}
+
+
+def test_new_groups_are_linked_under_all_as_ansible_core_links_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plugin links its new parentless groups under all without ansible-core's scan of all's children; the
+    graph must be the one add_child (ansible-core's own path, as reconcile_inventory takes it) builds."""
+    from ansible_collections.edgefleet.k8s.plugins.inventory import fleet
+
+    fast = [_graph(inv) for inv in _inventories(tmp_path / "fast")]
+
+    def public(inv: t.Any, new_groups: list[t.Any]) -> None:
+        for group in new_groups:
+            if not group.parent_groups:
+                inv.add_child("all", group.name)
+
+    monkeypatch.setattr(fleet, "_attach_to_all", public)
+    slow = [_graph(inv) for inv in _inventories(tmp_path / "slow")]
+    assert fast == slow
+    assert fast[2]["groups"]["cluster_s000000"][0] != []  # the cluster groups do hang under a parent
