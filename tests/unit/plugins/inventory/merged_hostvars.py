@@ -47,8 +47,10 @@ def merged(source: Path) -> dict[str, dict[str, t.Any]]:
 
 def all_fleets(tmp: Path) -> dict[str, dict[str, dict[str, t.Any]]]:
     return {
-        "example": merged(REPO / "inventories" / "example"),
-        "lab": merged(REPO / "inventories" / "lab"),
+        # the fleet files (their group_vars/ beside them are read too), not the lab's directory: while the lab is
+        # up, its generated connection inventory sits there
+        "example": merged(REPO / "inventories" / "example" / "example.fleet.yml"),
+        "lab": merged(REPO / "inventories" / "lab" / "lab.fleet.yml"),
         "bench": merged(bench_fleet(tmp)),
     }
 
