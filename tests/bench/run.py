@@ -404,9 +404,7 @@ def report(results: dict[int, dict[str, t.Any]], modes: list[str]) -> None:
                 f"{_ratio(ours, theirs, 'cpu')} {_ratio(ours, theirs, 'wall')} {_ratio(ours, theirs, 'rss_kib')} "
                 f"| {ours['cpu'] / floor['cpu']:>9.2f}"
             )
-        print(
-            f"{size:>7} {'raw floor':>15} | {_cells(floor)} (CSafeLoader + InventoryData calls, in one process)"
-        )
+        print(f"{size:>7} {'raw floor':>15} | {_cells(floor)} (CSafeLoader + InventoryData calls, in one process)")
         if "graph" in row["ours"]:
             uncached, fill = row["ours"]["graph"], row["cache_fill"]
             print(

@@ -16,6 +16,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
+    TERMINATED_POD_GC_THRESHOLD,
     Distribution,
     JoinToken,
     NodeIdentity,
@@ -80,7 +81,7 @@ class K0s(Distribution):
         return {
             "spec": {
                 "api": {"extraArgs": api_args},
-                "controllerManager": {"extraArgs": {"terminated-pod-gc-threshold": "10"}},
+                "controllerManager": {"extraArgs": {"terminated-pod-gc-threshold": str(TERMINATED_POD_GC_THRESHOLD)}},
             }
         }
 

@@ -15,6 +15,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
+    TERMINATED_POD_GC_THRESHOLD,
     Distribution,
     JoinToken,
     NodeIdentity,
@@ -93,12 +94,17 @@ class K3s(Distribution):
         """The CIS settings of the K3s hardening guide (v1.29+)."""
         profile: dict[str, Any] = {
             "protect-kernel-defaults": True,
-            "kubelet-arg": ["streaming-connection-idle-timeout=5m", f"tls-cipher-suites={_TLS_CIPHERS}"],
+            # tls-min-version: the cipher suites above are TLS 1.2 ones; no older protocol (CIS 4.2.12)
+            "kubelet-arg": [
+                "streaming-connection-idle-timeout=5m",
+                f"tls-cipher-suites={_TLS_CIPHERS}",
+                "tls-min-version=VersionTLS12",
+            ],
         }
         if self.normalize_role(role) == "server":
             profile["secrets-encryption"] = True
             profile["kube-apiserver-arg"] = apiserver_cis_args(self)
-            profile["kube-controller-manager-arg"] = ["terminated-pod-gc-threshold=10"]
+            profile["kube-controller-manager-arg"] = [f"terminated-pod-gc-threshold={TERMINATED_POD_GC_THRESHOLD}"]
         return profile
 
     def check_layer(self, layer: Mapping[str, Any], name: str, host: str, role: str, user: bool) -> list[str]:

@@ -292,10 +292,17 @@ class Distribution:
         }
 
 
+# kube-controller-manager's threshold of terminated pods kept before they are deleted: the K3s hardening guide's
+# value since k3s-io/docs#497 (October 2025), which raised its example of 10 as too low for real clusters.
+TERMINATED_POD_GC_THRESHOLD = 100
+
+
 def apiserver_cis_args(dist: Distribution) -> list[str]:
-    """The kube-apiserver settings of the K3s CIS hardening guide (v1.29+), for any distribution."""
+    """The kube-apiserver settings of the K3s CIS hardening guide (v1.29+), for any distribution, plus
+    DenyServiceExternalIPs (CIS 1.2.3): no Service of the fleet's own uses externalIPs, and a Service that sets
+    them can take over another's traffic."""
     return [
-        "enable-admission-plugins=NodeRestriction,EventRateLimit",
+        "enable-admission-plugins=NodeRestriction,EventRateLimit,DenyServiceExternalIPs",
         f"admission-control-config-file={dist.cis_file('psa.yaml')}",
         f"audit-log-path={dist.audit_log}",
         f"audit-policy-file={dist.cis_file('audit.yaml')}",
