@@ -18,8 +18,9 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 from ansible_collections.edgefleet.k8s.plugins.filter.overlays import overlays as overlays_filter
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import fleet_repo, helm, module
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Problems
-from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import FleetError, build_plan
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import build_plan
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.overlays import ClusterFacts, parse_config, resolve
+from test_fleet_schema import F, errors_of, registry
 
 # rules listed against slot order on purpose: the layers must come out base, region, model, channel, site
 RULES: list[dict[str, t.Any]] = [
@@ -122,35 +123,22 @@ def test_the_inventory_reports_a_helm_conflict_as_it_reports_a_kustomize_one() -
                 {"name": "r1", "slot": "region", "overlay": "r1"},
                 {"name": "r2", "slot": "region", "overlay": "r2"},
             ]
-        return {
-            "defaults": {
-                "region": "eu-west",
-                "model": "rpi5",
-                "channel": "stable",
-                "version": "v1.31.4+k3s1",
-                "gitops": {"engine": "flux", "repo": "https://git.example.org/fleet.git"},
-            },
-            "overlays": {"rules": rules, "helm": {"chart": "charts/edge-app", "values": values}},
-            "sites": [{"name": "ber-01", "nodes": [{"name": "s1", "address": "192.0.2.10", "role": "server"}]}],
-        }
-
-    def errors(doc: dict[str, t.Any]) -> list[str]:
-        with pytest.raises(FleetError) as info:
-            build_plan([("fleet.yml", doc)])
-        return [str(p) for p in info.value.problems]
+        doc = registry()
+        doc["overlays"] = {"rules": rules, "helm": {"chart": "charts/edge-app", "values": values}}
+        return doc
 
     clash = {"site-a": {"tier": "a"}, "site-b": {"tier": "b"}}
-    helm_errors = errors(fleet(clash, exclusive_clash=False))
-    both = errors(fleet(clash, exclusive_clash=True))
+    helm_errors = errors_of(fleet(clash, exclusive_clash=False))
+    both = errors_of(fleet(clash, exclusive_clash=True))
     assert len(helm_errors) == 1 and len(both) == 2
     kustomize_error = next(e for e in both if "exclusive slot" in e)
     # same file, site and key; only the message after the key differs
     prefix = kustomize_error.split("exclusive slot")[0]
     assert helm_errors[0].startswith(prefix), (helm_errors, kustomize_error)
-    assert "fleet.yml" in prefix and "ber-01" in prefix and "overlays" in prefix
+    assert F in prefix and "ber-01" in prefix and "overlays" in prefix
     assert "'tier': overlay 'site-a' -> 'a', overlay 'site-b' -> 'b'" in helm_errors[0]
     # without the clash the inventory publishes the layering for the roles and the scaffold
-    plan = build_plan([("fleet.yml", fleet({"site-a": {"tier": "a"}}, exclusive_clash=False))])[0]
+    plan = build_plan([(F, fleet({"site-a": {"tier": "a"}}, exclusive_clash=False))])[0]
     published = plan["sites"][0]["vars"]["edgefleet_helm"]
     assert [x["name"] for x in published["layers"]] == ["base", "site-a", "site-b"]
 
