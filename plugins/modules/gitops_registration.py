@@ -292,7 +292,10 @@ options:
         type: str
         default: edgefleet
       namespace:
-        description: The namespace of the HelmRelease and the values ConfigMaps (Flux).
+        description:
+          - The namespace of the HelmRelease and of the values ConfigMaps (Flux).
+          - With Argo CD the chart's objects go to the Application's destination namespace
+            (O(argocd.destination_namespace)).
         type: str
         default: default
       layers:
