@@ -101,7 +101,8 @@ options:
     type: dict
   overlays:
     description:
-      - Overlay rules (base, components_dir, clusters_dir, exclusive, rules). May be given once, here or in one source.
+      - Overlay rules (base, components_dir, clusters_dir, exclusive, rules, helm). May be given once, here or in one
+        source.
     type: dict
   sites:
     description: Sites given inline, in addition to those from O(sources).

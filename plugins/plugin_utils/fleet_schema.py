@@ -80,6 +80,7 @@ CLUSTER_VARS = frozenset(
         "edgefleet_overlays",
         "edgefleet_gitops_path",
         "edgefleet_kustomization",
+        "edgefleet_helm",
         "edgefleet_node_labels",
     )
 )
@@ -828,6 +829,8 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
             "edgefleet_node_labels": {**site_labels, **identity},
         }
     )
+    if resolution.helm is not None:
+        site_vars_out["edgefleet_helm"] = resolution.helm
     if datastore == "external":
         site_vars_out["edgefleet_datastore_endpoint"] = endpoint
     strategy = registry.get(distribution)

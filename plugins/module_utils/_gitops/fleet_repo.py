@@ -12,6 +12,11 @@ Layout, for clusters whose GitOps path is ``clusters/<cluster>`` (the overlay fo
     clusters/<cluster>/kustomization.yaml Kustomization: resources [../../base],
                                           components [../../overlays/<name>, ...] in order
 
+A cluster with Helm layering (the inventory's ``edgefleet_helm``) also gets a values file per
+layer, ``<layer folder>/values.yaml`` (the values the fleet gives that layer, or ``{}``), and each
+layer's kustomization generates the ConfigMap ``<release>-values-<layer>`` from it, which the Flux
+HelmRelease reads through ``valuesFrom`` (see ``helm.py``).
+
 Every file we write starts with :data:`HEADER`. A file without it is hand-written:
 it is never touched, only reported. Generated files of clusters that left the
 inventory are reported as orphans and removed only with ``prune``.
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, read_bytes, text_diff
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import helm as _helm
 
 try:
     import yaml
@@ -53,6 +59,11 @@ class ClusterEntry:
     path: str
     overlays: tuple[str, ...]
     kustomization: dict[str, Any] | None = field(default=None, compare=False)
+    helm: dict[str, Any] | None = field(default=None, compare=False)
+
+    def helm_settings(self) -> _helm.HelmSettings | None:
+        """The cluster's Helm layering, or None when it has none."""
+        return _helm.from_mapping(self.helm) if self.helm and self.helm.get("chart") else None
 
     def layout(self, base: str, components_dir: str) -> tuple[str, list[tuple[str, str]]]:
         """(base folder, [(overlay name, overlay folder)]) relative to the repo root."""
@@ -126,6 +137,9 @@ def validate(clusters: list[ClusterEntry], base: str, components_dir: str = "ove
         for overlay in entry.overlays:
             if not _NAME.match(overlay):
                 problems.append(f"{where}: overlay {overlay!r} is not a DNS-1123 name")
+        settings = entry.helm_settings()
+        if settings is not None:
+            problems.extend(f"{where}: {p}" for p in _helm.validate(settings))
     return problems
 
 
@@ -134,11 +148,13 @@ def render(clusters: list[ClusterEntry], base: str = "base", components_dir: str
     files: dict[str, str] = {}
     for entry in sorted(clusters, key=lambda c: c.name):
         base_dir, overlay_dirs = entry.layout(base, components_dir)
+        generators = _values_layers(entry, files)
         files[f"{base_dir}/kustomization.yaml"] = _dump(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
                 "resources": ["edgefleet-base.yaml"],
+                **generators.get(base_dir, {}),
             }
         )
         files[f"{base_dir}/edgefleet-base.yaml"] = _marker(None)
@@ -148,6 +164,7 @@ def render(clusters: list[ClusterEntry], base: str = "base", components_dir: str
                     "apiVersion": "kustomize.config.k8s.io/v1alpha1",
                     "kind": "Component",
                     "resources": ["edgefleet-overlay.yaml"],
+                    **generators.get(overlay_dir, {}),
                 }
             )
             files[f"{overlay_dir}/edgefleet-overlay.yaml"] = _marker(overlay)
@@ -161,6 +178,19 @@ def render(clusters: list[ClusterEntry], base: str = "base", components_dir: str
             kustomization["components"] = [posixpath.relpath(d, folder) for _name, d in overlay_dirs]
         files[f"{folder}/kustomization.yaml"] = _dump(kustomization)
     return files
+
+
+def _values_layers(entry: ClusterEntry, files: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Write each Helm layer's values file into ``files``; return, per layer folder, the configMapGenerator its
+    kustomization carries (none without Helm layering)."""
+    settings = entry.helm_settings()
+    if settings is None:
+        return {}
+    generators: dict[str, dict[str, Any]] = {}
+    for layer in settings.layers:
+        files[layer.file] = _dump(dict(layer.values))
+        generators[posixpath.dirname(layer.file)] = {"configMapGenerator": [_helm.configmap_generator(settings, layer)]}
+    return generators
 
 
 def _generated(content: bytes | None) -> bool:
@@ -236,10 +266,12 @@ def clusters_from_hostvars(hostvars: dict[str, dict[str, object]]) -> list[Clust
         overlays = vars_.get("edgefleet_overlays") or []
         path = vars_.get("edgefleet_gitops_path") or f"clusters/{name}"
         kustomization = vars_.get("edgefleet_kustomization")
+        helm = vars_.get("edgefleet_helm")
         entries[name] = ClusterEntry(
             name=name,
             path=str(path),
             overlays=tuple(str(o) for o in overlays) if isinstance(overlays, list | tuple) else (),
             kustomization=kustomization if isinstance(kustomization, dict) else None,
+            helm=helm if isinstance(helm, dict) else None,
         )
     return sorted(entries.values(), key=lambda e: e.name)

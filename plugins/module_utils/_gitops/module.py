@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_bytes
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, files, keys, options
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, files, helm, keys, options
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import (
     DELIVERIES,
     DISTRIBUTIONS,
@@ -156,6 +156,20 @@ def run_registration(params: dict[str, Any], check_mode: bool) -> dict[str, Any]
     if repo.is_ssh and not repo.known_hosts:
         problems.append("known_hosts: missing; an SSH repo needs the Git host's public key (ssh-keyscan <host>)")
     components = components_for(engine, params["engine_components"])
+    helm_settings = helm.from_mapping(params["helm"]) if (params["helm"] or {}).get("chart") else None
+    if helm_settings is not None:
+        problems.extend(helm.validate(helm_settings))
+        # an engine bundle that is delivered must bring Flux's helm-controller, or the HelmRelease is never reconciled
+        if engine == "flux" and params["engine_files"] and "helm-controller.yaml" not in params["engine_files"]:
+            problems.append(
+                f"engine_files: found {sorted(params['engine_files'])}, allowed: files with helm-controller.yaml; "
+                "the Helm layering (helm.chart) needs Flux's helm-controller (add it to the bundle's components)"
+            )
+        elif engine == "flux" and params["engine_bundle"] and "helm-controller" not in components:
+            problems.append(
+                f"engine_components: found {components}, allowed: a list with helm-controller; "
+                "the Helm layering (helm.chart) needs Flux's helm-controller"
+            )
     engine_plan = None
     engine_pending = False
     if params["engine_files"]:
@@ -182,7 +196,7 @@ def run_registration(params: dict[str, Any], check_mode: bool) -> dict[str, Any]
     if key is None and check_mode and repo.is_ssh and params["deploy_key_path"]:
         # check mode: the key is not generated, but the Secret that will hold it is shown
         key = DeployKey("<generated on the first real run>\n", "<generated on the first real run>")
-    objects = registration_objects(engine, facts, repo, flux, argo, key)
+    objects = registration_objects(engine, facts, repo, flux, argo, key, helm_settings)
     if engine_plan is not None:
         # an object the engine bundle already brings (its Namespace) is left to the bundle: one owner per object
         bundled = {object_ref(o) for o in _bundle_objects(engine_plan)}
