@@ -18,6 +18,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
     Distribution,
     JoinToken,
     NodeIdentity,
+    TokenRotation,
     apiserver_cis_args,
     frozen,
     label_list,
@@ -192,6 +193,16 @@ class K3s(Distribution):
 
     def generates_token(self) -> bool:
         return True
+
+    def token_rotation(self) -> TokenRotation:
+        # `k3s token rotate` takes --token/--new-token or, kept off the command line, K3S_TOKEN and
+        # K3S_NEW_TOKEN; then every server restarts with the new token-file, and the agents too.
+        return TokenRotation(
+            shared=True,
+            rotate_argv=(self.binary, "token", "rotate"),
+            current_env="K3S_TOKEN",
+            new_env="K3S_NEW_TOKEN",
+        )
 
 
 K3S = K3s()

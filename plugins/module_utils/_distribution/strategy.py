@@ -94,6 +94,28 @@ class JoinToken:
     create_argv: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class TokenRotation:
+    """How a cluster's join secret is rotated the distribution's own way, on one running server.
+
+    ``shared``: every node holds one cluster token (K3s). ``rotate_argv`` changes it on the server;
+    the current and the new token reach the command only through the environment variables
+    ``current_env`` and ``new_env``, never its argv. The new token is then written to every node's
+    token file and each unit restarts in turn.
+
+    Not ``shared``: each node joined with a token of its own (K0s). ``list_argvs`` print the join
+    tokens still valid (one command per role), ``invalidate_argv`` followed by their IDs revokes
+    them; a node already joined keeps its own credentials, so no node restarts.
+    """
+
+    shared: bool
+    rotate_argv: tuple[str, ...] = ()
+    current_env: str = ""
+    new_env: str = ""
+    list_argvs: tuple[tuple[str, ...], ...] = ()
+    invalidate_argv: tuple[str, ...] = ()
+
+
 class Distribution:
     """Base of every strategy: facts as class attributes, behaviour as overridable methods."""
 
@@ -210,6 +232,19 @@ class Distribution:
 
     def join_token(self, role: str) -> JoinToken:
         raise NotImplementedError
+
+    def token_rotation(self) -> TokenRotation:
+        """How this distribution rotates its join secret (see :class:`TokenRotation`)."""
+        raise NotImplementedError
+
+    def join_token_ids(self, listing: str) -> list[str]:
+        """The IDs in the output of one of ``token_rotation().list_argvs`` (header and blank lines skipped)."""
+        ids = []
+        for line in listing.splitlines():
+            fields = line.split()
+            if fields and fields[0].upper() not in {"ID", "TOKEN"}:
+                ids.append(fields[0])
+        return ids
 
     def generates_token(self) -> bool:
         """Whether the init server's token file can be made here (generated or adopted)."""
