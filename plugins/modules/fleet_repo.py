@@ -59,6 +59,14 @@ options:
             C(resources) and C(components), relative to the cluster folder, decide where the base and the
             overlays live, so the scaffold matches the inventory's overlay settings.
         type: dict
+      nodes:
+        description:
+          - The cluster's nodes (C(edgefleet_cluster_servers) and C(edgefleet_cluster_agents)). When given,
+            C(<cluster folder>/edgefleet-nodes.yaml) lists them, sorted; a record for review, not a resource of the
+            kustomization. A node left out (decommissioned) disappears from it.
+        type: list
+        elements: str
+        default: []
   components_dir:
     description: The folder of the overlays (Kustomize Components) when a cluster has no O(clusters[].kustomization).
     type: str
@@ -136,6 +144,7 @@ def main() -> None:
                     "path": {"type": "str"},
                     "overlays": {"type": "list", "elements": "str", "default": []},
                     "kustomization": {"type": "dict"},
+                    "nodes": {"type": "list", "elements": "str", "default": []},
                 },
             },
             "base": {"type": "str", "default": "base"},
@@ -152,6 +161,7 @@ def main() -> None:
             path=c.get("path") or f"clusters/{c['name']}",
             overlays=tuple(c["overlays"] or ()),
             kustomization=c.get("kustomization"),
+            nodes=tuple(c["nodes"] or ()),
         )
         for c in module.params["clusters"]
     ]

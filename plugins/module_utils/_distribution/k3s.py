@@ -194,6 +194,14 @@ class K3s(Distribution):
     def generates_token(self) -> bool:
         return True
 
+    def node_credentials(self) -> tuple[tuple[str, str, str], ...]:
+        # K3s keeps each node's password (checked when a node of that name joins again) in a Secret.
+        return (("secret", "kube-system", "{node}.node-password.k3s"),)
+
+    def removal_paths(self) -> list[str]:
+        # Also the node password K3s keeps for the node, its run directory and the kubelet's root.
+        return [*super().removal_paths(), "/etc/rancher/node", "/run/k3s", "/var/lib/kubelet"]
+
     def token_rotation(self) -> TokenRotation:
         # `k3s token rotate` takes --token/--new-token or, kept off the command line, K3S_TOKEN and
         # K3S_NEW_TOKEN; then every server restarts with the new token-file, and the agents too.

@@ -246,6 +246,27 @@ class Distribution:
                 ids.append(fields[0])
         return ids
 
+    def node_credentials(self) -> tuple[tuple[str, str, str], ...]:
+        """API objects that hold one node's own credentials, as (kind, namespace, name) with ``{node}`` in the
+        name; deleted with the node when it is decommissioned."""
+        return ()
+
+    def removal_paths(self) -> list[str]:
+        """Everything a reset removes from a node so no trace of the distribution is left: its data directory,
+        its config directory (config, tokens, kubeconfig), the binary, each unit's file and environment file.
+        Datastore backups (``backup_dir``) are kept: they are the user's data."""
+        paths = [
+            self.data_dir,
+            os.path.dirname(self.config_path),
+            self.token_file,
+            self.agent_token_file,
+            self.kubeconfig,
+            self.binary,
+        ]
+        for unit in self.units.values():
+            paths += [f"/etc/systemd/system/{unit}", "/etc/default/" + unit.removesuffix(".service")]
+        return list(dict.fromkeys(p for p in paths if p))
+
     def generates_token(self) -> bool:
         """Whether the init server's token file can be made here (generated or adopted)."""
         return False
@@ -324,6 +345,11 @@ class Distribution:
             "peer_ports": {proto: list(ports) for proto, ports in self.peer_ports.items()},
             "backup_dir": self.backup_dir(),
             "datastore_units": list(self.datastore_units()),
+            "node_credentials": [
+                {"kind": kind, "namespace": namespace, "name": name}
+                for kind, namespace, name in self.node_credentials()
+            ],
+            "removal_paths": self.removal_paths(),
         }
 
 
