@@ -14,9 +14,9 @@ kube-apiserver. Its agents authenticate with the token itself (real K3s agents u
 left on the old token would lose its Node's heartbeat: staying registered shows it got the new one.
 
 Order: site.yml; playbooks/rotate_credentials.yml while a client polls sd1's /readyz every second with the admin
-client certificate; then sd2 is "stolen" (a copy of its token file kept, the container paused) and
-playbooks/decommission.yml runs (refused first without the confirmation), then again (changed=0); last
-playbooks/reset.yml on sd2 (unpaused), twice.
+client certificate, then again with the same rotation ID (changed=0); then sd2 is "stolen" (a copy of its token
+file kept, the container paused) and playbooks/decommission.yml runs (refused first without the confirmation),
+then again (changed=0); last playbooks/reset.yml on sd2 (unpaused), twice.
 
 Needs the lab image, network and key (tests/lab/node.sh prepare) and the stand-in bundle
 (tests/lab/controlplane/bundle.sh). KEEP=1 leaves the containers running.
@@ -283,6 +283,9 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
     )
     assert poller.results and poller.longest_outage() <= 90, poller.results
     assert nodes() == ["sd1", "sd2", "sd3"]
+    again = lab.play("rotate_credentials.yml", "-e", "edgefleet_rotation_id=planned-1")
+    assert again.rc == 0 and not any(changed_total(again).values()), changed_total(again)
+    assert token_of("sd1") == planned
     rotated = time.monotonic()
 
     # --- The stolen device: its token file copied, the container paused.
