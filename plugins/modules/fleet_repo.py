@@ -70,6 +70,14 @@ options:
             C(release), C(namespace) and C(layers) (base first; each C(name), C(slot), C(file), C(values)).
           - Omitted or without C(chart) means no Helm layering (no values files).
         type: dict
+      nodes:
+        description:
+          - The cluster's nodes (C(edgefleet_cluster_servers) and C(edgefleet_cluster_agents)). When given,
+            C(<cluster folder>/edgefleet-nodes.yaml) lists them, sorted; a record for review, not a resource of the
+            kustomization. A node left out (decommissioned) disappears from it.
+        type: list
+        elements: str
+        default: []
   components_dir:
     description: The folder of the overlays (Kustomize Components) when a cluster has no O(clusters[].kustomization).
     type: str
@@ -148,6 +156,7 @@ def main() -> None:
                     "overlays": {"type": "list", "elements": "str", "default": []},
                     "kustomization": {"type": "dict"},
                     "helm": {"type": "dict"},
+                    "nodes": {"type": "list", "elements": "str", "default": []},
                 },
             },
             "base": {"type": "str", "default": "base"},
@@ -165,6 +174,7 @@ def main() -> None:
             overlays=tuple(c["overlays"] or ()),
             kustomization=c.get("kustomization"),
             helm=c.get("helm"),
+            nodes=tuple(c["nodes"] or ()),
         )
         for c in module.params["clusters"]
     ]

@@ -20,6 +20,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
     Distribution,
     JoinToken,
     NodeIdentity,
+    TokenRotation,
     apiserver_cis_args,
     frozen,
 )
@@ -194,6 +195,15 @@ class K0s(Distribution):
     def etcd_restore_argv(self, snapshot: str, workdir: str) -> list[str] | None:
         # The archive's k0s.yaml goes to workdir, not over the config the collection manages.
         return [self.binary, "restore", snapshot, f"--config-out={os.path.join(workdir, 'k0s.restored.yaml')}"]
+
+    def token_rotation(self) -> TokenRotation:
+        # K0s join tokens are bootstrap tokens, one per joining node: `k0s token list --role=...` shows
+        # those still valid, `k0s token invalidate <id>...` revokes them. Joined nodes keep their certs.
+        return TokenRotation(
+            shared=False,
+            list_argvs=tuple((self.binary, "token", "list", f"--role={role}") for role in ("worker", "controller")),
+            invalidate_argv=(self.binary, "token", "invalidate"),
+        )
 
     def registers_node(self, role: str, exec_args: Sequence[str]) -> bool:
         # A controller runs no kubelet unless it also works (--single or --enable-worker).

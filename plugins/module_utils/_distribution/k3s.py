@@ -19,6 +19,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
     Distribution,
     JoinToken,
     NodeIdentity,
+    TokenRotation,
     apiserver_cis_args,
     frozen,
     label_list,
@@ -198,6 +199,24 @@ class K3s(Distribution):
 
     def generates_token(self) -> bool:
         return True
+
+    def node_credentials(self) -> tuple[tuple[str, str, str], ...]:
+        # K3s keeps each node's password (checked when a node of that name joins again) in a Secret.
+        return (("secret", "kube-system", "{node}.node-password.k3s"),)
+
+    def removal_paths(self) -> list[str]:
+        # Also the node password K3s keeps for the node, its run directory and the kubelet's root.
+        return [*super().removal_paths(), "/etc/rancher/node", "/run/k3s", "/var/lib/kubelet"]
+
+    def token_rotation(self) -> TokenRotation:
+        # `k3s token rotate` takes --token/--new-token or, kept off the command line, K3S_TOKEN and
+        # K3S_NEW_TOKEN; then every server restarts with the new token-file, and the agents too.
+        return TokenRotation(
+            shared=True,
+            rotate_argv=(self.binary, "token", "rotate"),
+            current_env="K3S_TOKEN",
+            new_env="K3S_NEW_TOKEN",
+        )
 
 
 K3S = K3s()

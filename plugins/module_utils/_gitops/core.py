@@ -204,6 +204,26 @@ class DeployKey:
     def fingerprint(self) -> str:
         return "sha256:" + hashlib.sha256(self.public_openssh.encode()).hexdigest()[:16]
 
+    @property
+    def ssh_fingerprint(self) -> str:
+        """The fingerprint Git hosts and ``ssh-keygen -l`` show: SHA256 of the key blob, base64 without padding."""
+        return ssh_fingerprint(self.public_openssh)
+
+
+def ssh_fingerprint(public_openssh: str) -> str:
+    """``SHA256:...`` of a one-line OpenSSH public key; "" when it is not one."""
+    import base64
+    import binascii
+
+    parts = public_openssh.split()
+    if len(parts) < 2:
+        return ""
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
 
 # ---------------------------------------------------------------- validation
 

@@ -71,27 +71,51 @@ def run_deploy_key(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     params = options.complete(options.DEPLOY_KEY, params)
     path = params["path"]
     comment = _comment(params["comment"], params.get("cluster"))
-    result: dict[str, Any] = {"changed": False, "needed": True, "public_key": "", "fingerprint": "", "path": path}
+    result: dict[str, Any] = {
+        "changed": False,
+        "needed": True,
+        "public_key": "",
+        "fingerprint": "",
+        "ssh_fingerprint": "",
+        "path": path,
+    }
     if params["repo_url"] and not is_ssh_url(params["repo_url"]):
         return {**result, "needed": False}
+    if params["private_key"] and params["rotation_id"]:
+        raise GitopsError(
+            "rotation_id: the deploy key is given as private_key (ansible-vault): put a new key there, then swap the "
+            "deploy key at the Git host; nothing was changed"
+        )
     if params["private_key"]:
         # a key the user keeps (vault): only checked, and its public half returned
         try:
             given = keys.load(params["private_key"], comment, source="private_key")
         except keys.DeployKeyError as exc:
             raise GitopsError(str(exc)) from None
-        return {**result, "public_key": given.public_openssh, "fingerprint": given.fingerprint}
+        return {
+            **result,
+            "public_key": given.public_openssh,
+            "fingerprint": given.fingerprint,
+            "ssh_fingerprint": given.ssh_fingerprint,
+        }
     if not path:
         raise GitopsError("path: missing; gitops_deploy_key needs the path of the key to keep, or private_key")
+    rotation: dict[str, Any] = {}
     try:
-        key, changed = keys.ensure(path, comment, check_mode)
+        if params["rotation_id"]:
+            rotation = keys.rotate(path, comment, params["rotation_id"], check_mode)
+            key, changed = rotation.pop("key"), bool(rotation.pop("changed"))
+        else:
+            key, changed = keys.ensure(path, comment, check_mode)
     except keys.DeployKeyError as exc:
         raise GitopsError(str(exc)) from None
     return {
         **result,
+        **rotation,
         "changed": changed,
         "public_key": key.public_openssh if key else "",
         "fingerprint": key.fingerprint if key else "",
+        "ssh_fingerprint": key.ssh_fingerprint if key else "",
     }
 
 

@@ -62,6 +62,7 @@ DEPLOY_KEY: dict[str, Any] = {
     "path": {"type": "path", "default": ""},
     "private_key": {"type": "str", "default": "", "no_log": True},
     "comment": {"type": "str", "default": ""},
+    "rotation_id": {"type": "str", "default": ""},
 }
 
 BUNDLE_INFO: dict[str, Any] = {

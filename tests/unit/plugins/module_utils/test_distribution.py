@@ -36,6 +36,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
     Distribution,
     JoinToken,
     NodeIdentity,
+    TokenRotation,
     frozen,
 )
 
@@ -820,6 +821,9 @@ class Fake(Distribution):
 
     def generates_token(self) -> bool:
         return True
+
+    def token_rotation(self) -> TokenRotation:
+        return TokenRotation(shared=True, rotate_argv=(self.binary, "rotate"), current_env="OLD", new_env="NEW")
 
 
 FAKE = Fake()
