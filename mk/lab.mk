@@ -22,3 +22,11 @@ test-lab: venv controlplane-bundle gitops-lab-bundle
 	tests/lab/run-integration.sh
 
 TEST_TARGETS += test-lab
+
+# Podman-lab tests with containers of their own (marker lab_late). `make test` runs them in the VM lane after
+# the VM tests, beside the rest of the lab lane, so that the two lanes end closer together. They need no lab
+# nodes, only the lab image and network (labsite.scenario_containers prepares those when missing).
+test-lab-late: venv controlplane-bundle
+	$(BIN)/python -m pytest -v -s --durations=0 -p no:cacheprovider -m lab_late tests/integration
+
+TEST_TARGETS += test-lab-late

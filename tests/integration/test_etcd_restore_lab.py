@@ -34,7 +34,7 @@ import pytest
 import yaml
 from labsite import CACHE, REPO, Site, scenario_containers
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab_late
 
 SCENARIO = "etcd-restore"
 NODES = {"er1": "10.231.0.214", "er2": "10.231.0.215", "er3": "10.231.0.216"}

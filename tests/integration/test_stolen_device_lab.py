@@ -42,7 +42,7 @@ import pytest
 import yaml
 from labsite import CACHE, REPO, Run, Site, pause, scenario_containers, unpause
 
-pytestmark = pytest.mark.lab
+pytestmark = pytest.mark.lab_late
 
 SCENARIO = "stolen-device"
 NODES = {"sd1": "10.231.0.217", "sd2": "10.231.0.218", "sd3": "10.231.0.219"}
