@@ -36,6 +36,35 @@ CONTAINER = "edgefleet-{}"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+def lab_versions() -> dict[str, str]:
+    """The lab's pinned versions (tests/lab/controlplane/versions.env), the stand-ins' version strings among them."""
+    env = (LAB / "controlplane" / "versions.env").read_text()
+    return dict(line.split("=", 1) for line in env.splitlines() if "=" in line and not line.startswith("#"))
+
+
+# How Ansible reaches the containers of a test's own fleet (its group_vars/all.yml).
+LAB_CONNECTION_VARS: dict[str, Any] = {
+    "ansible_user": "edge",
+    "ansible_become": True,
+    "ansible_ssh_private_key_file": str(CACHE / "lab" / "id_ed25519"),
+    "ansible_python_interpreter": "/usr/bin/python3",
+    "edgefleet_distribution_unit_type": "exec",
+}
+
+
+def lab_fleet_defaults(datastore: str, k3s: str, k0s: str) -> dict[str, Any]:
+    """The defaults of a test's own lab fleet: the lab's region and model, amd64, no GitOps engine."""
+    return {
+        "region": "lab",
+        "model": "podman-node",
+        "channel": "stable",
+        "arch": "amd64",
+        "datastore": datastore,
+        "gitops": {"engine": "none"},
+        "channels": {"stable": {"k3s": k3s, "k0s": k0s}},
+    }
+
+
 def podman(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["podman", *args], capture_output=True, text=True, check=False, timeout=60)
 

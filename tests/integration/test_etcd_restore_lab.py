@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labsite import CACHE, REPO, Site, scenario_containers
+from labsite import CACHE, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
 
 pytestmark = pytest.mark.lab_late
 
@@ -55,14 +55,7 @@ def note(msg: str) -> None:
     print(f"[etcd-restore-lab] {msg}", flush=True)
 
 
-def _version() -> str:
-    env = (REPO / "tests" / "lab" / "controlplane" / "versions.env").read_text()
-    found = re.search(r"^EDGEFLEET_LAB_K3S_VERSION=(\S+)$", env, re.M)
-    assert found, "no EDGEFLEET_LAB_K3S_VERSION in versions.env"
-    return found.group(1)
-
-
-VERSION = _version()
+VERSION = lab_versions()["EDGEFLEET_LAB_K3S_VERSION"]
 
 
 class Lab(Site):
@@ -72,31 +65,13 @@ class Lab(Site):
         inventory = work / "inventory"
         super().__init__(work, inventory / "er.fleet.yml")
         (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-        (inventory / "group_vars" / "all.yml").write_text(
-            yaml.safe_dump(
-                {
-                    "ansible_user": "edge",
-                    "ansible_become": True,
-                    "ansible_ssh_private_key_file": str(CACHE / "lab" / "id_ed25519"),
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                    "edgefleet_distribution_unit_type": "exec",
-                }
-            )
-        )
+        (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(LAB_CONNECTION_VARS))
         site = {
             "name": CLUSTER,
             "distribution": "k3s",
             "nodes": [{"name": n, "address": ip, "role": "server"} for n, ip in NODES.items()],
         }
-        defaults = {
-            "region": "lab",
-            "model": "podman-node",
-            "channel": "stable",
-            "arch": "amd64",
-            "datastore": "etcd",
-            "gitops": {"engine": "none"},
-            "channels": {"stable": {"k3s": VERSION, "k0s": VERSION}},
-        }
+        defaults = lab_fleet_defaults("etcd", VERSION, VERSION)
         fleet = {"plugin": "edgefleet.k8s.fleet", "defaults": defaults, "sites": [site]}
         self.fleet.write_text(yaml.safe_dump(fleet, sort_keys=False))
 

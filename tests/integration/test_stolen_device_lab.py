@@ -28,7 +28,6 @@ import base64
 import calendar
 import json
 import os
-import re
 import ssl
 import subprocess
 import threading
@@ -40,7 +39,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labsite import CACHE, REPO, Run, Site, pause, scenario_containers, unpause
+from labsite import (
+    CACHE,
+    LAB_CONNECTION_VARS,
+    REPO,
+    Run,
+    Site,
+    lab_fleet_defaults,
+    lab_versions,
+    pause,
+    scenario_containers,
+    unpause,
+)
 
 pytestmark = pytest.mark.lab_late
 
@@ -59,14 +69,7 @@ def note(msg: str) -> None:
     print(f"[stolen-device-lab] {msg}", flush=True)
 
 
-def _version() -> str:
-    env = (REPO / "tests" / "lab" / "controlplane" / "versions.env").read_text()
-    found = re.search(r"^EDGEFLEET_LAB_K3S_VERSION=(\S+)$", env, re.M)
-    assert found, "no EDGEFLEET_LAB_K3S_VERSION in versions.env"
-    return found.group(1)
-
-
-VERSION = _version()
+VERSION = lab_versions()["EDGEFLEET_LAB_K3S_VERSION"]
 
 
 class Lab(Site):
@@ -82,11 +85,7 @@ class Lab(Site):
         (inventory / "group_vars" / "all.yml").write_text(
             yaml.safe_dump(
                 {
-                    "ansible_user": "edge",
-                    "ansible_become": True,
-                    "ansible_ssh_private_key_file": str(CACHE / "lab" / "id_ed25519"),
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                    "edgefleet_distribution_unit_type": "exec",
+                    **LAB_CONNECTION_VARS,
                     "edgefleet_gitops_fleet_repo_dir": str(self.fleet_repo),
                     "edgefleet_lifecycle_evidence_dir": str(self.evidence),
                 }
@@ -97,15 +96,7 @@ class Lab(Site):
             "distribution": "k3s",
             "nodes": [{"name": n, "address": ip, "role": ROLES[n]} for n, ip in NODES.items()],
         }
-        defaults = {
-            "region": "lab",
-            "model": "podman-node",
-            "channel": "stable",
-            "arch": "amd64",
-            "datastore": "sqlite",
-            "gitops": {"engine": "none"},
-            "channels": {"stable": {"k3s": VERSION, "k0s": VERSION}},
-        }
+        defaults = lab_fleet_defaults("sqlite", VERSION, VERSION)
         fleet = {"plugin": "edgefleet.k8s.fleet", "defaults": defaults, "sites": [site]}
         self.fleet.write_text(yaml.safe_dump(fleet, sort_keys=False))
         # The fleet repo scaffold on its own (site.yml runs it only with gitops).

@@ -27,7 +27,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labsite import CACHE, REPO, Run, Site, scenario_containers, unpause
+from labsite import (
+    CACHE,
+    LAB_CONNECTION_VARS,
+    REPO,
+    Run,
+    Site,
+    lab_fleet_defaults,
+    lab_versions,
+    scenario_containers,
+    unpause,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -46,12 +56,7 @@ def note(msg: str) -> None:
     print(f"[upgrade-lab] {msg}", flush=True)
 
 
-def _versions() -> dict[str, str]:
-    env = (LAB / "controlplane" / "versions.env").read_text()
-    return dict(line.split("=", 1) for line in env.splitlines() if "=" in line and not line.startswith("#"))
-
-
-VERSIONS = _versions()
+VERSIONS = lab_versions()
 OLD = VERSIONS["EDGEFLEET_LAB_K3S_VERSION"]
 NEW = VERSIONS["EDGEFLEET_LAB_K3S_NEXT_VERSION"]
 # TEST-ONLY: the stand-in built with its fault switch set to never-ready (tests/lab/controlplane/bundle.sh): as a
@@ -65,15 +70,7 @@ MIGRATES = VERSIONS["EDGEFLEET_LAB_MIGRATES_VERSION"]
 def fleet(k3s: str, k0s: str) -> dict[str, object]:
     return {
         "plugin": "edgefleet.k8s.fleet",
-        "defaults": {
-            "region": "lab",
-            "model": "podman-node",
-            "channel": "stable",
-            "arch": "amd64",
-            "datastore": "sqlite",
-            "gitops": {"engine": "none"},
-            "channels": {"stable": {"k3s": k3s, "k0s": k0s}},
-        },
+        "defaults": lab_fleet_defaults("sqlite", k3s, k0s),
         "sites": [
             {
                 "name": "up-k3s",
@@ -93,15 +90,6 @@ def fleet(k3s: str, k0s: str) -> dict[str, object]:
     }
 
 
-GROUP_VARS = {
-    "ansible_user": "edge",
-    "ansible_become": True,
-    "ansible_ssh_private_key_file": str(CACHE / "lab" / "id_ed25519"),
-    "ansible_python_interpreter": "/usr/bin/python3",
-    "edgefleet_distribution_unit_type": "exec",
-}
-
-
 class Fleet(Site):
     """ansible-playbook on this test's own fleet file (written by `write`), any playbook."""
 
@@ -109,7 +97,7 @@ class Fleet(Site):
         self.inventory = work / "inventory"
         super().__init__(work, self.inventory / "up.fleet.yml")
         (self.inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-        (self.inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(GROUP_VARS))
+        (self.inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(LAB_CONNECTION_VARS))
 
     def write(self, k3s: str, k0s: str) -> None:
         self.fleet.write_text(yaml.safe_dump(fleet(k3s, k0s), sort_keys=False))
