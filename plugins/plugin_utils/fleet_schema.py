@@ -15,6 +15,7 @@ import re
 import typing as t
 from urllib.parse import urlsplit
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registries as _registries
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as _gitops
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import (
@@ -57,6 +58,7 @@ SETTING_KEYS: tuple[str, ...] = (
     "gitops",
     "labels",
     "vars",
+    "registries",
 )
 # channels: fleet-wide only, the version each release channel runs, per distribution.
 DEFAULTS_KEYS: tuple[str, ...] = (*SETTING_KEYS, "channels")
@@ -92,6 +94,7 @@ PUBLISHED_VARS = frozenset(
         "edgefleet_gitops_path",
         "edgefleet_kustomization",
         "edgefleet_node_labels",
+        "edgefleet_registries",
     )
 )
 
@@ -468,7 +471,19 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
         keep("labels", _check_labels(ctx, "labels", data["labels"]))
     if "vars" in data:
         keep("vars", _check_vars(ctx, "vars", data["vars"]))
+    if "registries" in data:
+        keep("registries", _check_registries(ctx, data["registries"]))
     return out, bad
+
+
+def _check_registries(ctx: Ctx, raw: object) -> dict[str, t.Any] | None:
+    """Mirrors and TLS settings, checked by the node side's own rules: every bad entry is reported."""
+    _spec, found = _registries.settings_problems(raw)
+    for key, message in found:
+        ctx.error(f"registries.{key}" if key else "registries", message)
+    if found:
+        return None
+    return dict(raw) if isinstance(raw, dict) else {}
 
 
 def _check_channels(ctx: Ctx, raw: object) -> dict[str, dict[str, str]] | None:
@@ -690,6 +705,15 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
     repo_given = "gitops.repo" in reg.defaults_given or (isinstance(raw_gitops, dict) and "repo" in raw_gitops)
     if engine is not None and engine != "none" and not repo_given:
         ctx.error("gitops.repo", f"missing; the {engine} engine needs the fleet Git repo (or set engine: none)")
+    registries = settings.get("registries", {})
+    if distribution is not None and not registry.get(distribution).registry_rewrites:
+        for mirror, entry in (registries.get("mirrors") or {}).items():
+            if isinstance(entry, dict) and "rewrites" in entry:
+                ctx.error(
+                    f"registries.mirrors.{mirror}.rewrites",
+                    f"{registry.get(distribution).title}'s containerd (hosts.toml) has no image-name rewrites; "
+                    "mirror the images under their upstream names instead",
+                )
     site_arch = settings.get("arch", "amd64")
     base_labels = defaults.get("labels", {})
     base_vars = defaults.get("vars", {})
@@ -786,6 +810,7 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
             "edgefleet_gitops_path": resolution.gitops_path,
             "edgefleet_kustomization": resolution.kustomization,
             "edgefleet_node_labels": {**site_labels, **identity},
+            "edgefleet_registries": registries,
         }
     )
     if datastore == "external":
