@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registries as _registries
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import wasm as _wasm
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as _gitops
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import (
     Ctx,
@@ -59,11 +60,12 @@ SETTING_KEYS: tuple[str, ...] = (
     "labels",
     "vars",
     "registries",
+    "wasm",
 )
 # channels: fleet-wide only, the version each release channel runs, per distribution.
 DEFAULTS_KEYS: tuple[str, ...] = (*SETTING_KEYS, "channels")
 SITE_KEYS: tuple[str, ...] = ("name", "nodes", "groups", *SETTING_KEYS)
-NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars")
+NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars", "wasm")
 GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch")
 REGISTRY_KEYS: tuple[str, ...] = ("defaults", "overlays", "sites")
 
@@ -95,6 +97,7 @@ PUBLISHED_VARS = frozenset(
         "edgefleet_kustomization",
         "edgefleet_node_labels",
         "edgefleet_registries",
+        "edgefleet_wasm_runtimes",
     )
 )
 
@@ -473,6 +476,11 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
         keep("vars", _check_vars(ctx, "vars", data["vars"]))
     if "registries" in data:
         keep("registries", _check_registries(ctx, data["registries"]))
+    if "wasm" in data:
+        names, problems = _wasm.check_runtimes(data["wasm"])
+        for index, message in problems:
+            ctx.error(f"wasm{index}", message)
+        keep("wasm", None if problems else names)
     return out, bad
 
 
@@ -706,6 +714,7 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
     if engine is not None and engine != "none" and not repo_given:
         ctx.error("gitops.repo", f"missing; the {engine} engine needs the fleet Git repo (or set engine: none)")
     registries = settings.get("registries", {})
+    runtimes = settings.get("wasm", [])
     if distribution is not None and not registry.get(distribution).registry_rewrites:
         for mirror, entry in (registries.get("mirrors") or {}).items():
             if isinstance(entry, dict) and "rewrites" in entry:
@@ -811,6 +820,7 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
             "edgefleet_kustomization": resolution.kustomization,
             "edgefleet_node_labels": {**site_labels, **identity},
             "edgefleet_registries": registries,
+            "edgefleet_wasm_runtimes": runtimes,
         }
     )
     if datastore == "external":
@@ -821,9 +831,13 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
     for node in nodes:
         node["groups"] = server_groups if node.pop("role") == "server" else agent_groups
         node_labels = node.pop("labels")
+        # A WASM-capable node (every node of a site with runtimes, unless it says wasm: false) carries one
+        # label per runtime: the RuntimeClass objects select on it.
+        wasm_labels = _wasm.node_labels(runtimes) if node.pop("wasm") else {}
         if node_labels:
             node["vars"]["edgefleet_labels"] = {**site_labels, **node_labels}
-            node["vars"]["edgefleet_node_labels"] = {**site_labels, **node_labels, **identity}
+        if node_labels or wasm_labels:
+            node["vars"]["edgefleet_node_labels"] = {**site_labels, **node_labels, **identity, **wasm_labels}
     return {"groups": groups + extra_groups, "vars": site_vars_out, "nodes": nodes}
 
 
@@ -866,10 +880,13 @@ def _build_node(ctx: Ctx, raw: t.Any, site_arch: str, seen: _Seen) -> dict[str, 
         arch = _check_choice(ctx, "arch", raw["arch"], ARCHES) or site_arch
     labels = _check_labels(ctx, "labels", raw.get("labels"))
     variables = _check_vars(ctx, "vars", raw.get("vars"))
+    wasm_capable = raw.get("wasm", True)
+    if not isinstance(wasm_capable, bool):
+        ctx.bad_value("wasm", wasm_capable, "true or false (false: the node runs none of the site's WASM runtimes)")
     if len(ctx.problems.errors) != errors_before:
         return None
     node_vars: dict[str, t.Any] = dict(variables) if variables else {}
     node_vars["ansible_host"] = address
     node_vars["edgefleet_node_role"] = role
     node_vars["edgefleet_arch"] = arch
-    return {"name": name, "role": role, "labels": labels, "vars": node_vars}
+    return {"name": name, "role": role, "labels": labels, "vars": node_vars, "wasm": wasm_capable}
