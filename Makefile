@@ -52,7 +52,7 @@ TEST_LANES ?= 2
 # (measured: the VM's first half took 52 min beside the lab lane against about 22 min alone, while the lab
 # lane took 51 min). The lab lane therefore runs at a lower priority and fills what the VM leaves free.
 LAB_LANE_NICE ?= 5
-TEST_BUILDS := controlplane-bundle kubectl lab-image lab-vm-image
+TEST_BUILDS := controlplane-bundle kubectl helm lab-image lab-vm-image
 VM_TEST_TARGETS := test-vm-full
 test: gates units
 	@$(MAKE) --no-print-directory $(TEST_BUILDS)

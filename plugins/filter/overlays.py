@@ -30,7 +30,10 @@ def overlays(hostvars: t.Any, rules: t.Any = None) -> dict[str, t.Any]:
     result = resolve(config, facts)
     if result.conflicts:
         raise AnsibleFilterError(f"edgefleet.k8s.overlays: cluster {facts.cluster!r}: " + "; ".join(result.conflicts))
-    return {"overlays": result.overlays, "gitops_path": result.gitops_path, "kustomization": result.kustomization}
+    out = {"overlays": result.overlays, "gitops_path": result.gitops_path, "kustomization": result.kustomization}
+    if result.helm is not None:
+        out["helm"] = result.helm
+    return out
 
 
 class FilterModule:

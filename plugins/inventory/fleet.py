@@ -15,8 +15,11 @@ description:
   - Validates the whole registry before anything runs and raises one error that lists every problem, each
     naming the file, site, node and key, what was found and what is allowed.
   - Publishes groups (V(edgefleet), V(cluster_<site>), V(region_<r>), V(model_<m>), V(channel_<c>), V(k3s), V(k0s),
-    V(servers), V(agents), V(k3s_servers), V(k3s_agents), V(k0s_controllers), V(k0s_workers)) and the host vars of the
+    V(servers), V(agents), V(k3s_servers), V(k3s_agents), V(k0s_controllers), V(k0s_workers)) and the vars of the
     edgefleet.k8s inventory contract, including the resolved Kustomize overlays and the GitOps path of each cluster.
+  - Each fact is published once, at its level. Node facts are host vars, a cluster's facts (and its site's C(vars))
+    are vars of its V(cluster_<site>) group, and a value every site holds alike is a var of the V(edgefleet) group.
+    Every host resolves the same merged values; see C(docs/architecture.md), "Inventory contract".
   - Registry files are parsed with the libyaml safe loader (or JSON) directly, not through Ansible's data loader.
     Fleet facts are data, and a fact holding template markers is never templated. Strings under a site's or node's
     C(vars) are trusted as templates, like values in a YAML inventory.
@@ -98,7 +101,8 @@ options:
     type: dict
   overlays:
     description:
-      - Overlay rules (base, components_dir, clusters_dir, exclusive, rules). May be given once, here or in one source.
+      - Overlay rules (base, components_dir, clusters_dir, exclusive, rules, helm). May be given once, here or in one
+        source.
     type: dict
   sites:
     description: Sites given inline, in addition to those from O(sources).
@@ -161,12 +165,19 @@ from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems impor
     did_you_mean,
     text_of,
 )
-from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import PUBLISHED_VARS, build_plan
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import (
+    PUBLISHED_VARS,
+    build_plan,
+    fleet_wide_keys,
+)
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_sources import (
     Limits,
     Source,
+    cache_entry,
     expand_sources,
+    gc_paused,
     limits_from,
+    plan_from_cache,
     read_fleet_file,
     read_sources,
     stamp,
@@ -180,7 +191,6 @@ except ImportError:  # ansible-core < 2.19: no template trust
         return value
 
 
-_CACHE_FORMAT = 1
 _REGISTRY_OPTIONS = ("defaults", "overlays", "sites")
 _LIMIT_OPTIONS = ("max_file_size", "max_depth", "max_alias_nodes")
 
@@ -200,35 +210,61 @@ def _fail(problems: Problems) -> None:
 
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
-# Node-level published values repeat across the fleet (roles, arches): trust each distinct string once.
-_MEMO_KEYS = frozenset(("edgefleet_node_role", "edgefleet_arch"))
+# Unique per host by validation: memoising their trusted copies would only grow the memo.
+_UNIQUE_KEYS = frozenset(("ansible_host",))
 
 
-def _trust(value: t.Any, templates: bool) -> t.Any:
+def _trust(value: t.Any, templates: bool, memo: dict[str, t.Any]) -> t.Any:
     """Mark strings trusted. Fleet facts (templates=False) are trusted only when they hold no template
-    markers, so they render as plain strings but can never be templated; vars: values are templates."""
+    markers, so they render as plain strings but can never be templated; vars: values are templates.
+    A string without '{' is trusted either way, once per distinct string (memo): fleets repeat them."""
     if isinstance(value, str):
+        if "{" not in value:
+            trusted = memo.get(value)
+            if trusted is None:
+                trusted = memo[value] = _trust_str(value)
+            return trusted
         if templates or not any(m in value for m in _TEMPLATE_MARKERS):
             return _trust_str(value)
         return value
     if isinstance(value, dict):
-        return {k: _trust(v, templates) for k, v in value.items()}
+        return {k: _trust(v, templates, memo) for k, v in value.items()}
     if isinstance(value, list):
-        return [_trust(v, templates) for v in value]
+        return [_trust(v, templates, memo) for v in value]
     return value
 
 
 def _trusted_vars(variables: dict[str, t.Any], memo: dict[str, t.Any]) -> dict[str, t.Any]:
     out: dict[str, t.Any] = {}
     for key, value in variables.items():
-        if key in _MEMO_KEYS and isinstance(value, str):
-            trusted = memo.get(value)
-            if trusted is None:
-                trusted = memo[value] = _trust(value, False)
-            out[key] = trusted
+        if key in _UNIQUE_KEYS and isinstance(value, str) and "{" not in value:
+            out[key] = _trust_str(value)
         else:
-            out[key] = _trust(value, key not in PUBLISHED_VARS)
+            out[key] = _trust(value, key not in PUBLISHED_VARS, memo)
     return out
+
+
+def _attach_to_all(inv: t.Any, new_groups: list[t.Any]) -> None:
+    """Make each new group without parents a child of all, in order, as reconcile_inventory would.
+
+    reconcile_inventory does it through Group.add_child_group, which first scans all's child list for
+    the group: quadratic in the number of groups (20,000 cluster groups at 100k hosts). A group this
+    parse created is known not to be there yet, so a childless one is linked as add_child_group links
+    it (parent, child, depth, its hosts' ancestors) without the scan; one with child groups (a keyed
+    group's parent_group) goes through the public add_child."""
+    all_group = inv.groups["all"]
+    for group in new_groups:
+        if group.parent_groups:
+            continue
+        if group.child_groups:
+            inv.add_child("all", group.name)
+            continue
+        all_group.child_groups.append(group)
+        group.parent_groups.append(all_group)
+        group.depth = max(all_group.depth + 1, group.depth)
+        for host in group.get_hosts():
+            host.populate_ancestors(additions=(all_group,))
+    all_group.clear_hosts_cache()
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: ignore[misc]
@@ -238,6 +274,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         return bool(super().verify_file(path)) and path.endswith((".fleet.yml", ".fleet.yaml"))
 
     def parse(self, inventory: t.Any, loader: t.Any, path: str, cache: bool = True) -> None:
+        with gc_paused():
+            self._parse(inventory, loader, path, cache)
+
+    def _parse(self, inventory: t.Any, loader: t.Any, path: str, cache: bool) -> None:
         super().parse(inventory, loader, path, cache=cache)
         problems = Problems()
         try:
@@ -272,23 +312,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
 
         cache_key = self.get_cache_key(path)
         use_cache = bool(self.get_option("cache"))
+        # The cache is valid while the fleet file and every source file keep their mtime (ns) and size, and
+        # no source file comes or goes; a refresh (cache=False) or the cache plugin's timeout rebuilds it.
         source_stamp = stamp([os.path.abspath(path), *(f.path for f in files)])
         plan: dict[str, t.Any] | None = None
         if use_cache and cache:
             try:
-                cached = self._cache[cache_key]
+                plan = plan_from_cache(self._cache[cache_key], source_stamp)
             except KeyError:
-                cached = None
-            if (
-                isinstance(cached, dict)
-                and cached.get("format") == _CACHE_FORMAT
-                and cached.get("stamp") == source_stamp
-            ):
-                plan = cached.get("plan")
+                plan = None
         if plan is None:
             plan = self._build(path, raw, files, limits, allow_empty)
             if use_cache:
-                self._cache[cache_key] = {"format": _CACHE_FORMAT, "stamp": source_stamp, "plan": plan}
+                self._cache[cache_key] = cache_entry(plan, source_stamp)
         self._populate(plan)
 
     def _build(
@@ -313,6 +349,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         # Bypass the per-variable inspection proxy: the plan is validated plain data, and copying and
         # tagging every value of 100k hosts is what makes generic inventories slow.
         inv: t.Any = getattr(self.inventory, "__wrapped__", self.inventory)
+        # No group waits for reconcile_inventory to make it a child of all (the usual case: this is the first
+        # source): the groups this parse creates can be put under all here, in the same order, and cheaply.
+        before = set(inv.groups) if all(g.parent_groups or g.name == "all" for g in inv.groups.values()) else None
         for group in plan["groups"]:
             inv.add_group(group)
         compose = self.get_option("compose")
@@ -323,12 +362,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         hosts = inv.hosts
         groups = inv.groups
         memo: dict[str, t.Any] = {}
-        for site in plan["sites"]:
-            site_vars = _trusted_vars(site["vars"], memo)
+        # Each fact is published once, at its level: fleet-wide values on the edgefleet group, the rest of a
+        # site's facts on its cluster group, node facts on the host. A host resolves the same merged values.
+        sites = plan["sites"]
+        fleet_keys = fleet_wide_keys(plan)
+        fleet_vars = _trusted_vars({k: sites[0]["vars"][k] for k in fleet_keys}, memo) if sites else {}
+        groups["edgefleet"].vars.update(fleet_vars)
+        for site in sites:
+            site_vars = _trusted_vars({k: v for k, v in site["vars"].items() if k not in fleet_keys}, memo)
             # groups are [edgefleet, cluster_<site>, region_.., model_.., channel_.., distribution, extra...]
             cluster_group = site["groups"][1]
             for group in site["groups"]:
                 inv.add_group(group)
+            groups[cluster_group].vars.update(site_vars)
             # Group objects are looked up once per site; membership goes through Group.add_host, which keeps
             # host and group in step. One public add_child per host keeps InventoryData's own caches right.
             site_groups = [groups[g] for g in site["groups"][2:]]
@@ -338,7 +384,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
                 inv.add_host(name, group=cluster_group)
                 host = hosts[name]
                 host_vars = host.vars
-                host_vars.update(site_vars)
                 host_vars.update(_trusted_vars(node["vars"], memo))
                 inv.add_child("edgefleet", name)
                 for group_obj in site_groups:
@@ -346,16 +391,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
                 for group_obj in role_groups[tuple(node["groups"])]:
                     group_obj.add_host(host)
                 if construct:
-                    self._construct(compose, cgroups, keyed, strict, host_vars, name)
+                    merged = {**fleet_vars, **site_vars, **host_vars}
+                    self._construct(compose, cgroups, keyed, strict, merged, host_vars, name)
+        if before is not None:
+            _attach_to_all(inv, [g for name, g in groups.items() if name not in before])
 
     def _construct(
-        self, compose: t.Any, cgroups: t.Any, keyed: t.Any, strict: bool, host_vars: t.Any, name: str
+        self, compose: t.Any, cgroups: t.Any, keyed: t.Any, strict: bool, merged: t.Any, host_vars: t.Any, name: str
     ) -> None:
-        """compose, groups and keyed_groups on one host; a failure of these templates is a clean error too."""
+        """compose, groups and keyed_groups on one host, over its merged vars (group vars under host vars);
+        a failure of these templates is a clean error too."""
         try:
-            self._set_composite_vars(compose, host_vars, name, strict=strict)
-            self._add_host_to_composed_groups(cgroups, host_vars, name, strict=strict)
-            self._add_host_to_keyed_groups(keyed, host_vars, name, strict=strict)
+            self._set_composite_vars(compose, merged, name, strict=strict)
+            if compose:  # what compose set is a host var now: the group templates see it
+                merged.update(host_vars)
+            self._add_host_to_composed_groups(cgroups, merged, name, strict=strict)
+            self._add_host_to_keyed_groups(keyed, merged, name, strict=strict)
         except AnsibleError:
             raise
         except Exception as exc:

@@ -14,6 +14,11 @@ description:
     C(clusters/<cluster>/kustomization.yaml) (C(resources) the base, C(components) the cluster's overlays in order).
   - The base and every overlay carry a marker ConfigMap (C(edgefleet-base), C(edgefleet-overlay-<name>)), so a
     rendered cluster shows which overlays apply to it.
+  - With Helm layering (O(clusters[].helm)), every layer (the base and each overlay) also gets a C(values.yaml) with
+    the values the fleet gives it (C({}) when none), and its kustomization generates the ConfigMap
+    C(<release>-values-<layer>) from that file, which the Flux C(HelmRelease) of
+    M(edgefleet.k8s.gitops_registration) reads through C(valuesFrom). Take a values file over by hand by deleting
+    its header line.
   - Every generated file starts with a header comment. A file without it is hand-written and is never changed;
     it is reported in RV(hand_written).
   - Generated files that the inventory no longer implies are reported in RV(orphans) and removed only with O(prune).
@@ -59,6 +64,20 @@ options:
             C(resources) and C(components), relative to the cluster folder, decide where the base and the
             overlays live, so the scaffold matches the inventory's overlay settings.
         type: dict
+      helm:
+        description:
+          - The cluster's Helm layering as the inventory publishes it (C(edgefleet_helm)), with C(chart),
+            C(release), C(namespace) and C(layers) (base first; each C(name), C(slot), C(file), C(values)).
+          - Omitted or without C(chart) means no Helm layering (no values files).
+        type: dict
+      nodes:
+        description:
+          - The cluster's nodes (C(edgefleet_cluster_servers) and C(edgefleet_cluster_agents)). When given,
+            C(<cluster folder>/edgefleet-nodes.yaml) lists them, sorted; a record for review, not a resource of the
+            kustomization. A node left out (decommissioned) disappears from it.
+        type: list
+        elements: str
+        default: []
   components_dir:
     description: The folder of the overlays (Kustomize Components) when a cluster has no O(clusters[].kustomization).
     type: str
@@ -136,6 +155,8 @@ def main() -> None:
                     "path": {"type": "str"},
                     "overlays": {"type": "list", "elements": "str", "default": []},
                     "kustomization": {"type": "dict"},
+                    "helm": {"type": "dict"},
+                    "nodes": {"type": "list", "elements": "str", "default": []},
                 },
             },
             "base": {"type": "str", "default": "base"},
@@ -152,6 +173,8 @@ def main() -> None:
             path=c.get("path") or f"clusters/{c['name']}",
             overlays=tuple(c["overlays"] or ()),
             kustomization=c.get("kustomization"),
+            helm=c.get("helm"),
+            nodes=tuple(c["nodes"] or ()),
         )
         for c in module.params["clusters"]
     ]

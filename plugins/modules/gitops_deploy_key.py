@@ -63,6 +63,17 @@ options:
       - V("") (the default) means C(edgefleet-<cluster>).
     type: str
     default: ""
+  rotation_id:
+    description:
+      - Replace the key at O(path) with a new one, once for this ID (for example C(decommission-node7)). The record
+        C(<path>.rotations.json) (0600) keeps each rotation's time and the old and new keys' fingerprints, never a
+        key; a second run with the same ID keeps the key it made.
+      - The old private key is gone once the new one is written; RV(old_public_key) and RV(old_fingerprint) name
+        the key to remove at the Git host.
+      - Refused with O(private_key) (a key kept in ansible-vault is rotated there).
+      - V("") (the default) keeps the existing key.
+    type: str
+    default: ""
 seealso:
   - module: edgefleet.k8s.gitops_registration
   - module: edgefleet.k8s.gitops_bundle_info
@@ -96,6 +107,30 @@ public_key:
 fingerprint:
   description: A short digest of the public key.
   returned: always
+  type: str
+ssh_fingerprint:
+  description: The public key's fingerprint as Git hosts and C(ssh-keygen -l) show it (C(SHA256:...)).
+  returned: always
+  type: str
+rotated:
+  description: Whether this run replaced the key (O(rotation_id)); false when the rotation was already done.
+  returned: with O(rotation_id)
+  type: bool
+rotated_at:
+  description: When the rotation O(rotation_id) was made (UTC, ISO 8601).
+  returned: with O(rotation_id)
+  type: str
+old_public_key:
+  description: The public half of the key replaced, to remove at the Git host (empty when there was none).
+  returned: with O(rotation_id)
+  type: str
+old_fingerprint:
+  description: The C(SHA256:...) fingerprint of the key replaced.
+  returned: with O(rotation_id)
+  type: str
+new_fingerprint:
+  description: The C(SHA256:...) fingerprint of the key made by the rotation.
+  returned: with O(rotation_id)
   type: str
 path:
   description: The private key file (O(path)).

@@ -268,6 +268,58 @@ options:
         type: str
         choices: [autonomous, managed]
         default: autonomous
+  helm:
+    description:
+      - The Helm layering, as the fleet inventory publishes it in C(edgefleet_helm). The layers are the cluster's
+        overlays, base first; each has one values file in its folder of the fleet repo, applied in that order
+        (a later layer wins).
+      - "Flux: a C(HelmRelease) (helm.toolkit.fluxcd.io/v2) of the chart from the fleet's GitRepository, whose
+        C(valuesFrom) names one ConfigMap per layer, C(<release>-values-<layer>), in layer order. The layers'
+        kustomizations generate those ConfigMaps (M(edgefleet.k8s.fleet_repo)). Needs Flux's C(helm-controller)."
+      - "Argo CD: the Application gets two C(sources), the cluster path and the chart with C(helm.valueFiles),
+        the layers' files relative to the chart folder, in layer order."
+      - Two layers of one slot that give one value differently are refused, as the inventory refuses them.
+      - V({}) (the default) or an empty O(helm.chart) means no Helm layering.
+    type: dict
+    default: {}
+    suboptions:
+      chart:
+        description: The chart's folder in the fleet repo, e.g. C(charts/edge-app).
+        type: str
+        default: ""
+      release:
+        description: The release name (DNS-1123); also the prefix of the values ConfigMaps.
+        type: str
+        default: edgefleet
+      namespace:
+        description:
+          - The namespace of the HelmRelease and of the values ConfigMaps (Flux).
+          - With Argo CD the chart's objects go to the Application's destination namespace
+            (O(argocd.destination_namespace)).
+        type: str
+        default: default
+      layers:
+        description: The layers in order, base first.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description: The overlay (V(base) for the base).
+            type: str
+            required: true
+          slot:
+            description: The overlay's slot (V(base), V(region), V(model), V(channel), V(site)).
+            type: str
+            default: ""
+          file:
+            description: The layer's values file, relative to the fleet repo root.
+            type: str
+            required: true
+          values:
+            description: The values the fleet gives the layer; used to find conflicts inside a slot.
+            type: dict
+            default: {}
   kubeconfig:
     description: Kubeconfig for O(delivery=api), on the host running the module. Required with O(delivery=api).
     type: path
@@ -323,6 +375,15 @@ EXAMPLES = r"""
     flux:
       source_interval: 30m
   no_log: true
+
+- name: Register the cluster with Argo CD, with the chart layered by the fleet's Helm values
+  edgefleet.k8s.gitops_registration:
+    engine: argocd
+    cluster: "{{ edgefleet_cluster }}"
+    path: "{{ edgefleet_gitops_path }}"
+    overlays: "{{ edgefleet_overlays }}"
+    repo_url: https://git.example.internal/fleet.git
+    helm: "{{ edgefleet_helm | default({}) }}"
 """
 
 RETURN = r"""

@@ -12,7 +12,8 @@ description:
   - Gathers what matters for K3s/K0s on an edge node, reading C(/proc) and C(/sys) only (it never loads kernel
     modules, so it is safe in containers) - architecture, RAM, kernel features (overlay, br_netfilter, conntrack,
     an iptables or nft binary), the cgroup layout (v1, v2 or hybrid) and its enabled controllers, free disk on the
-    data path, clock synchronisation and, on a Raspberry Pi, the cgroup flags of the boot cmdline.
+    data path, clock synchronisation, the Secure Boot state from the UEFI variables and, on a Raspberry Pi, the
+    cgroup flags of the boot cmdline.
   - Compares them with what the node's role needs and returns one sentence per problem, naming the host and the
     variable to change. The module itself never fails on a problem; the C(edgefleet.k8s.preflight) role does,
     with all of them in one message.
@@ -76,6 +77,13 @@ options:
       - Whether an unsynchronised clock is a problem. In a container it is only a warning (the host keeps the time).
     type: bool
     default: true
+  require_secure_boot:
+    description:
+      - Whether a node that does not boot with Secure Boot enforced is a problem. The state is read from the UEFI
+        variables C(SecureBoot) and C(SetupMode) (efivarfs, or the older sysfs efivars); a node in setup mode, one
+        booted without UEFI, or one whose variables cannot be read (a container) does not pass.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -114,7 +122,9 @@ ansible_facts:
     edgefleet_preflight:
       description: >-
         arch, machine, mem_total_mb, kernel, features, cgroup_mode, cgroup_controllers, data_path, free_disk_mb,
-        clock_synced, clock_source, in_container, pi_model, pi_cmdline_path, pi_cmdline_ok.
+        clock_synced, clock_source, in_container, pi_model, pi_cmdline_path, pi_cmdline_ok, secure_boot (enabled,
+        disabled, setup_mode, not_efi or unknown) and secure_boot_source (the variable it was read from, or why
+        none was).
       type: dict
 """
 
@@ -158,6 +168,7 @@ def main() -> None:
                 "default": ["overlay", "br_netfilter", "conntrack", "netfilter_tool"],
             },
             "require_clock_sync": {"type": "bool", "default": True},
+            "require_secure_boot": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -176,6 +187,7 @@ def main() -> None:
         controllers=tuple(p["cgroup_controllers"]),
         features=tuple(p["features"]),
         require_clock_sync=p["require_clock_sync"],
+        require_secure_boot=p["require_secure_boot"],
     )
     problems, warnings = preflight.evaluate(facts, req)
     module.exit_json(

@@ -69,19 +69,11 @@ NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars
 GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch")
 REGISTRY_KEYS: tuple[str, ...] = ("defaults", "overlays", "sites")
 
-# Host vars the plugin publishes; vars: may not set them.
-PUBLISHED_VARS = frozenset(
+# Published vars that describe one cluster: always vars of its cluster_<site> group (fleet_wide_keys).
+CLUSTER_VARS = frozenset(
     (
-        "ansible_host",
         "edgefleet_cluster",
         "edgefleet_site",
-        "edgefleet_region",
-        "edgefleet_model",
-        "edgefleet_channel",
-        "edgefleet_labels",
-        "edgefleet_site_labels",
-        "edgefleet_node_role",
-        "edgefleet_arch",
         "edgefleet_distribution",
         "edgefleet_version",
         "edgefleet_datastore",
@@ -89,15 +81,29 @@ PUBLISHED_VARS = frozenset(
         "edgefleet_cluster_servers",
         "edgefleet_cluster_agents",
         "edgefleet_cluster_init_server",
-        "edgefleet_gitops_engine",
-        "edgefleet_gitops_repo",
-        "edgefleet_gitops_branch",
         "edgefleet_overlays",
         "edgefleet_gitops_path",
         "edgefleet_kustomization",
+        "edgefleet_helm",
         "edgefleet_node_labels",
         "edgefleet_registries",
         "edgefleet_wasm_runtimes",
+    )
+)
+# Host vars the plugin publishes; vars: may not set them.
+PUBLISHED_VARS = CLUSTER_VARS | frozenset(
+    (
+        "ansible_host",
+        "edgefleet_region",
+        "edgefleet_model",
+        "edgefleet_channel",
+        "edgefleet_labels",
+        "edgefleet_site_labels",
+        "edgefleet_node_role",
+        "edgefleet_arch",
+        "edgefleet_gitops_engine",
+        "edgefleet_gitops_repo",
+        "edgefleet_gitops_branch",
     )
 )
 
@@ -596,6 +602,8 @@ def build_plan(documents: t.Iterable[tuple[str, t.Any]], allow_empty: bool = Fal
 
     The plan is JSON-safe: ``{"groups": [...], "sites": [{"groups", "vars", "nodes": [{"name", "groups", "vars"}]}]}``.
     Host vars of a node are the site's ``vars`` updated with the node's ``vars``; values may be shared.
+    The inventory plugin publishes the site's ``vars`` on the site's cluster group (those in ``fleet_wide_keys``
+    on the edgefleet group) and the node's ``vars`` on the host.
     A registry without sites is an error unless ``allow_empty``.
     """
     problems = Problems()
@@ -636,6 +644,39 @@ def build_plan(documents: t.Iterable[tuple[str, t.Any]], allow_empty: bool = Fal
         )
     problems.raise_if_errors()
     return {"groups": list(all_groups), "sites": plan_sites}, problems.warnings
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal and of the same types all the way down (``1 == True`` and ``1 == 1.0`` are not the same value)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        other = t.cast(dict[t.Any, t.Any], b)
+        return a.keys() == other.keys() and all(_same(v, other[k]) for k, v in a.items())
+    if isinstance(a, list):
+        items = t.cast(list[t.Any], b)
+        return len(a) == len(items) and all(_same(x, y) for x, y in zip(a, items, strict=True))
+    return a == b
+
+
+def fleet_wide_keys(plan: Plan) -> frozenset[str]:
+    """The site vars every site of the plan holds with the same value: published once, on the edgefleet group.
+
+    The facts that name or describe one cluster (CLUSTER_VARS) stay on its cluster group even when every
+    site has the same value; so do all other site vars, node vars go on the host. No key is on both the
+    edgefleet group and a cluster group, so the order Ansible merges those sibling groups in never matters.
+    """
+    sites = plan["sites"]
+    if not sites:
+        return frozenset()
+    first = sites[0]["vars"]
+    keys = set(first) - CLUSTER_VARS
+    for site in sites[1:]:  # a cheap == first; it drops almost every key that is not fleet-wide
+        site_vars = site["vars"]
+        keys = {k for k in keys if k in site_vars and site_vars[k] == first[k]}
+        if not keys:
+            return frozenset()
+    return frozenset(k for k in keys if all(_same(site["vars"][k], first[k]) for site in sites))
 
 
 class _Seen:
@@ -819,10 +860,15 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
             "edgefleet_gitops_path": resolution.gitops_path,
             "edgefleet_kustomization": resolution.kustomization,
             "edgefleet_node_labels": {**site_labels, **identity},
-            "edgefleet_registries": registries,
-            "edgefleet_wasm_runtimes": runtimes,
         }
     )
+    # Published only when set, so a fleet without mirrors or WASM keeps exactly its host vars.
+    if registries:
+        site_vars_out["edgefleet_registries"] = registries
+    if runtimes:
+        site_vars_out["edgefleet_wasm_runtimes"] = runtimes
+    if resolution.helm is not None:
+        site_vars_out["edgefleet_helm"] = resolution.helm
     if datastore == "external":
         site_vars_out["edgefleet_datastore_endpoint"] = endpoint
     strategy = registry.get(distribution)

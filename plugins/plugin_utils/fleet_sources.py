@@ -13,6 +13,8 @@ depth and alias expansion (see ``Limits``). Duplicate keys are refused, in YAML 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import json.decoder
 import json.scanner
@@ -188,6 +190,44 @@ def stamp(paths: t.Iterable[str]) -> dict[str, list[int]]:
         else:
             out[path] = [st.st_mtime_ns, st.st_size]
     return out
+
+
+@contextlib.contextmanager
+def gc_paused() -> t.Iterator[None]:
+    """No cyclic garbage collection while a fleet is read and published: that work allocates millions of
+    objects and frees almost none, and each full collection would walk all of them again. The collector's
+    previous state is restored afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# Version of the cache entry's layout; an entry of another version is a miss.
+CACHE_FORMAT = 2
+
+
+def cache_entry(plan: dict[str, t.Any], source_stamp: dict[str, list[int]]) -> dict[str, t.Any]:
+    """The inventory cache entry of a plan: the plan as one JSON text, so that the cache plugin's own
+    encoder and decoder, which visit every value in Python, see a single string."""
+    return {"format": CACHE_FORMAT, "stamp": source_stamp, "plan": json.dumps(plan, separators=(",", ":"))}
+
+
+def plan_from_cache(entry: object, source_stamp: dict[str, list[int]]) -> dict[str, t.Any] | None:
+    """The plan of a cache entry written for these very sources (same files, mtimes and sizes), else None."""
+    if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT or entry.get("stamp") != source_stamp:
+        return None
+    text = entry.get("plan")
+    if not isinstance(text, str):
+        return None
+    try:
+        plan = json.loads(text)
+    except ValueError:
+        return None
+    return plan if isinstance(plan, dict) else None
 
 
 def is_empty(data: object) -> bool:

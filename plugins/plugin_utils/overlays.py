@@ -8,6 +8,10 @@ and put an overlay into a slot. Slots are ordered by precedence, lowest first:
 overlays slot by slot, in rule order inside a slot. An exclusive slot takes at most
 one overlay; two matching rules naming different overlays there are a conflict.
 
+With ``helm`` set, the same ordered layers also carry Helm values: one values file per
+layer, applied base first like the components (see ``module_utils/_gitops/helm.py``); two
+overlays of one slot giving one value differently are a conflict.
+
 Used by the ``edgefleet.k8s.fleet`` inventory plugin (per cluster) and by the
 ``edgefleet.k8s.overlays`` filter (from host vars), so both give the same answer.
 """
@@ -17,18 +21,21 @@ from __future__ import annotations
 import re
 import typing as t
 
-from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Ctx, Problems, did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import helm as _helm
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Ctx, Problems, did_you_mean, text_of
 
 SLOTS: tuple[str, ...] = ("base", "region", "model", "channel", "site")
 DEFAULT_EXCLUSIVE: tuple[str, ...] = ("region", "model", "channel")
 MATCH_KEYS: tuple[str, ...] = ("groups", "region", "model", "channel", "site", "distribution", "labels")
 RULE_KEYS: tuple[str, ...] = ("name", "slot", "match", "overlay")
-CONFIG_KEYS: tuple[str, ...] = ("base", "components_dir", "clusters_dir", "exclusive", "rules")
+CONFIG_KEYS: tuple[str, ...] = ("base", "components_dir", "clusters_dir", "exclusive", "rules", "helm")
+HELM_KEYS: tuple[str, ...] = ("chart", "release", "namespace", "values")
 # Groups that depend on the node's role, not on the cluster: never used for matching.
 ROLE_GROUPS = frozenset(("servers", "agents", "k3s_servers", "k3s_agents", "k0s_controllers", "k0s_workers"))
 
 _PATH_RE = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9_.-]*[a-z0-9])?)*\Z")  # \Z: no final newline
 _KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 
 
 def group_name(value: str) -> str:
@@ -55,12 +62,22 @@ class Rule(t.NamedTuple):
     labels: dict[str, frozenset[str]]  # every key must match one of its values
 
 
+class HelmConfig(t.NamedTuple):
+    """The fleet's Helm layering: the chart folder, release, namespace and the values each layer gives."""
+
+    chart: str
+    release: str
+    namespace: str
+    values: dict[str, dict[str, t.Any]]  # layer ("base" or an overlay name) -> its values
+
+
 class OverlayConfig(t.NamedTuple):
     base: str
     components_dir: str
     clusters_dir: str
     exclusive: frozenset[str]
     rules: tuple[Rule, ...]
+    helm: HelmConfig | None = None
 
 
 class Resolution(t.NamedTuple):
@@ -68,6 +85,7 @@ class Resolution(t.NamedTuple):
     gitops_path: str
     kustomization: dict[str, t.Any]
     conflicts: list[str]
+    helm: dict[str, t.Any] | None = None  # the Helm settings with the cluster's layers in order (_helm.to_mapping)
 
 
 DEFAULT_CONFIG = OverlayConfig("base", "components", "clusters", frozenset(DEFAULT_EXCLUSIVE), ())
@@ -130,7 +148,47 @@ def parse_config(data: object, problems: Problems, file: str, prefix: str = "ove
         rule = _parse_rule(ctx.sub(f"rules[{index}]."), index, raw_rule)
         if rule is not None:
             rules.append(rule)
-    return OverlayConfig(base, components_dir, clusters_dir, exclusive, tuple(rules))
+    helm = _parse_helm(ctx.sub("helm."), data["helm"], rules) if "helm" in data else None
+    return OverlayConfig(base, components_dir, clusters_dir, exclusive, tuple(rules), helm)
+
+
+def _parse_helm(ctx: Ctx, raw: object, rules: list[Rule]) -> HelmConfig | None:
+    if not isinstance(raw, dict):
+        ctx.bad_value("", raw, "a mapping with keys " + ", ".join(HELM_KEYS))
+        return None
+    ctx.check_keys(raw, HELM_KEYS, "the Helm layering")
+    chart = raw.get("chart")
+    if chart is None:
+        ctx.error("chart", "missing; the Helm layering needs the chart's folder in the fleet repo, e.g. charts/app")
+        chart = ""
+    else:
+        chart = _path(ctx, "chart", chart, "")
+    names: dict[str, str] = {}
+    for key, default in (("release", _helm.DEFAULT_RELEASE), ("namespace", _helm.DEFAULT_NAMESPACE)):
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not _DNS1123.match(value):
+            ctx.bad_value(key, value, "a DNS-1123 label (a-z, 0-9, '-', max 63)")
+            value = default
+        names[key] = value
+    values: dict[str, dict[str, t.Any]] = {}
+    raw_values = raw.get("values")
+    raw_values = {} if raw_values is None else raw_values
+    layers = ["base", *dict.fromkeys(rule.overlay for rule in rules)]
+    if not isinstance(raw_values, dict):
+        ctx.bad_value("values", raw_values, "a mapping of layer (base or an overlay) to its Helm values")
+        raw_values = {}
+    for layer, layer_values in raw_values.items():
+        if layer not in layers:
+            hint = did_you_mean(layer, layers) if isinstance(layer, str) else ""
+            allowed = "base or an overlay that a rule names: " + ", ".join(layers)
+            ctx.bad_value(f"values.{text_of(layer)}", layer, allowed, hint)
+        elif layer_values is not None and not isinstance(layer_values, dict):
+            ctx.bad_value(f"values.{layer}", layer_values, "a mapping of Helm values")
+        else:
+            values[layer] = dict(layer_values or {})
+    if not chart:
+        return None
+    return HelmConfig(chart, names["release"], names["namespace"], values)
 
 
 def _parse_rule(ctx: Ctx, index: int, raw: object) -> Rule | None:
@@ -213,6 +271,7 @@ def resolve(config: OverlayConfig, facts: ClusterFacts) -> Resolution:
         if _matches(rule, facts):
             by_slot.setdefault(rule.slot, []).append((rule.overlay, rule.name))
     overlays = [config.base]
+    slots: list[tuple[str, str]] = []  # (overlay, slot) after the base, in order
     conflicts: list[str] = []
     for slot in SLOTS:
         found = by_slot.get(slot)
@@ -226,6 +285,7 @@ def resolve(config: OverlayConfig, facts: ClusterFacts) -> Resolution:
         for name in names:
             if name not in overlays:
                 overlays.append(name)
+                slots.append((name, slot))
     gitops_path = f"{config.clusters_dir}/{facts.cluster}"
     up = "../" * (gitops_path.count("/") + 1)
     kustomization: dict[str, t.Any] = {
@@ -234,7 +294,13 @@ def resolve(config: OverlayConfig, facts: ClusterFacts) -> Resolution:
         "resources": [up + config.base],
         "components": [f"{up}{config.components_dir}/{name}" for name in overlays[1:]],
     }
-    return Resolution(overlays, gitops_path, kustomization, conflicts)
+    helm: dict[str, t.Any] | None = None
+    if config.helm is not None:
+        layers = _helm.ordered_layers(config.base, config.components_dir, slots, config.helm.values)
+        conflicts.extend(_helm.slot_conflicts(layers))
+        settings = _helm.HelmSettings(config.helm.chart, config.helm.release, config.helm.namespace, layers)
+        helm = _helm.to_mapping(settings)
+    return Resolution(overlays, gitops_path, kustomization, conflicts, helm)
 
 
 def facts_from_hostvars(hostvars: t.Mapping[str, t.Any]) -> ClusterFacts:

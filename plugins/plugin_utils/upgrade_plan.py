@@ -360,7 +360,8 @@ def wave_verdict(wave: Mapping[str, Any], outcomes: Mapping[str, str], settings:
 
 
 # Node states the upgrade play sets (fact __edgefleet_upgrade_node_state): pending (not touched), upgraded,
-# failed (its gate failed), rolled_back, rollback_failed.
+# failed (touched, then failed: restart or gate), failed_untouched (its backup failed before it was touched; it is
+# not rolled back), rolled_back, rollback_failed.
 def wave_outcomes(
     wave: Mapping[str, Any],
     clusters: Mapping[str, Mapping[str, Any]],

@@ -403,6 +403,33 @@ def test_a_version_that_migrates_the_datastore_is_rolled_back_with_the_datastore
     note(f"rollback with a datastore restore: {time.monotonic() - started:.0f} s")
 
 
+def test_a_backup_that_cannot_be_fetched_fails_the_cluster_but_its_untouched_node_is_not_rolled_back(
+    lab: Fleet,
+) -> None:
+    """The canary server's backup is taken, but its copy to the controller fails (the controller's directory cannot
+    be made). The node was not touched yet: its cluster fails and the rollout halts, but the node is not rolled back
+    (no reinstall, no restart: its unit keeps running as it was) and stays on the version it ran."""
+    started = time.monotonic()
+    at_new(lab, nodes=("up1", "up2"))
+    invocation = out("up1", "systemctl show -p InvocationID --value k3s").strip()
+    blocker = lab.work / "not-a-directory"
+    blocker.write_text("a file where the controller's backup directory should be made\n")
+
+    lab.write(BROKEN, BROKEN)
+    run = lab.play("upgrade.yml", "-e", f"edgefleet_upgrade_fetch_backups={blocker}/backups")
+    assert run.rc != 0, run.tail()
+    assert "it was not touched (still on " + NEW + ")" in run.out, run.tail()
+    assert "Install the previous binary again" not in run.out and "Restart the unit on the" not in run.out
+    assert out("up1", "systemctl show -p InvocationID --value k3s").strip() == invocation
+    assert installed("up1") == NEW and running_version("up1") == NEW
+    k3s = run.cluster("up-k3s")["upgrade"]
+    assert (k3s["outcome"], k3s["before"], k3s["after"]) == ("failed", NEW, None), k3s
+    k0s = run.cluster("up-k0s")["upgrade"]
+    assert k0s["outcome"] == "skipped" and k0s["reason"].startswith("not reached: canary"), k0s
+    lab.write(NEW, NEW)
+    note(f"untouched node after a failed fetch: {time.monotonic() - started:.0f} s")
+
+
 def at_new(lab: Fleet, nodes: tuple[str, ...] = tuple(NODES), configmaps_on: tuple[str, ...] = ()) -> None:
     """For a test run alone (-k), on fresh containers: bring the fleet to NEW when one of nodes is not on it, and
     write the ConfigMaps on each of configmaps_on that has none. After the tests before it, nothing to do."""

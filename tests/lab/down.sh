@@ -11,6 +11,8 @@ if (( ${#nodes[@]} )); then
   lab_rm "${nodes[@]}"
 fi
 rm -f "$LAB_INVENTORY_DIR/nodes.yml"
+# An empty directory would be an inventory source that parses to nothing, which any_unparsed_is_failed refuses.
+rmdir "$LAB_INVENTORY_DIR" 2>/dev/null || true
 if podman network exists "$LAB_NETWORK"; then
   users=$(podman ps -a --filter "network=$LAB_NETWORK" --format '{{.Names}}')
   if [[ -z $users ]]; then

@@ -16,9 +16,11 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
+    TERMINATED_POD_GC_THRESHOLD,
     Distribution,
     JoinToken,
     NodeIdentity,
+    TokenRotation,
     apiserver_cis_args,
     frozen,
 )
@@ -108,7 +110,7 @@ class K0s(Distribution):
         return {
             "spec": {
                 "api": {"extraArgs": api_args},
-                "controllerManager": {"extraArgs": {"terminated-pod-gc-threshold": "10"}},
+                "controllerManager": {"extraArgs": {"terminated-pod-gc-threshold": str(TERMINATED_POD_GC_THRESHOLD)}},
             }
         }
 
@@ -221,6 +223,15 @@ class K0s(Distribution):
     def etcd_restore_argv(self, snapshot: str, workdir: str) -> list[str] | None:
         # The archive's k0s.yaml goes to workdir, not over the config the collection manages.
         return [self.binary, "restore", snapshot, f"--config-out={os.path.join(workdir, 'k0s.restored.yaml')}"]
+
+    def token_rotation(self) -> TokenRotation:
+        # K0s join tokens are bootstrap tokens, one per joining node: `k0s token list --role=...` shows
+        # those still valid, `k0s token invalidate <id>...` revokes them. Joined nodes keep their certs.
+        return TokenRotation(
+            shared=False,
+            list_argvs=tuple((self.binary, "token", "list", f"--role={role}") for role in ("worker", "controller")),
+            invalidate_argv=(self.binary, "token", "invalidate"),
+        )
 
     def registers_node(self, role: str, exec_args: Sequence[str]) -> bool:
         # A controller runs no kubelet unless it also works (--single or --enable-worker).

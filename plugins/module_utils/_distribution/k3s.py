@@ -15,9 +15,11 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
+    TERMINATED_POD_GC_THRESHOLD,
     Distribution,
     JoinToken,
     NodeIdentity,
+    TokenRotation,
     apiserver_cis_args,
     frozen,
     label_list,
@@ -96,12 +98,17 @@ class K3s(Distribution):
         """The CIS settings of the K3s hardening guide (v1.29+)."""
         profile: dict[str, Any] = {
             "protect-kernel-defaults": True,
-            "kubelet-arg": ["streaming-connection-idle-timeout=5m", f"tls-cipher-suites={_TLS_CIPHERS}"],
+            # tls-min-version: the cipher suites above are TLS 1.2 ones; no older protocol (CIS 4.2.12)
+            "kubelet-arg": [
+                "streaming-connection-idle-timeout=5m",
+                f"tls-cipher-suites={_TLS_CIPHERS}",
+                "tls-min-version=VersionTLS12",
+            ],
         }
         if self.normalize_role(role) == "server":
             profile["secrets-encryption"] = True
             profile["kube-apiserver-arg"] = apiserver_cis_args(self)
-            profile["kube-controller-manager-arg"] = ["terminated-pod-gc-threshold=10"]
+            profile["kube-controller-manager-arg"] = [f"terminated-pod-gc-threshold={TERMINATED_POD_GC_THRESHOLD}"]
         return profile
 
     def check_layer(self, layer: Mapping[str, Any], name: str, host: str, role: str, user: bool) -> list[str]:
@@ -207,6 +214,24 @@ class K3s(Distribution):
 
     def registry_managed_paths(self, root: str = "/") -> list[str]:
         return [self.registries_path]
+
+    def node_credentials(self) -> tuple[tuple[str, str, str], ...]:
+        # K3s keeps each node's password (checked when a node of that name joins again) in a Secret.
+        return (("secret", "kube-system", "{node}.node-password.k3s"),)
+
+    def removal_paths(self) -> list[str]:
+        # Also the node password K3s keeps for the node, its run directory and the kubelet's root.
+        return [*super().removal_paths(), "/etc/rancher/node", "/run/k3s", "/var/lib/kubelet"]
+
+    def token_rotation(self) -> TokenRotation:
+        # `k3s token rotate` takes --token/--new-token or, kept off the command line, K3S_TOKEN and
+        # K3S_NEW_TOKEN; then every server restarts with the new token-file, and the agents too.
+        return TokenRotation(
+            shared=True,
+            rotate_argv=(self.binary, "token", "rotate"),
+            current_env="K3S_TOKEN",
+            new_env="K3S_NEW_TOKEN",
+        )
 
 
 K3S = K3s()

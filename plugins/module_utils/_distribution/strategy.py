@@ -98,6 +98,28 @@ class JoinToken:
     create_argv: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class TokenRotation:
+    """How a cluster's join secret is rotated the distribution's own way, on one running server.
+
+    ``shared``: every node holds one cluster token (K3s). ``rotate_argv`` changes it on the server;
+    the current and the new token reach the command only through the environment variables
+    ``current_env`` and ``new_env``, never its argv. The new token is then written to every node's
+    token file and each unit restarts in turn.
+
+    Not ``shared``: each node joined with a token of its own (K0s). ``list_argvs`` print the join
+    tokens still valid (one command per role), ``invalidate_argv`` followed by their IDs revokes
+    them; a node already joined keeps its own credentials, so no node restarts.
+    """
+
+    shared: bool
+    rotate_argv: tuple[str, ...] = ()
+    current_env: str = ""
+    new_env: str = ""
+    list_argvs: tuple[tuple[str, ...], ...] = ()
+    invalidate_argv: tuple[str, ...] = ()
+
+
 class Distribution:
     """Base of every strategy: facts as class attributes, behaviour as overridable methods."""
 
@@ -218,6 +240,40 @@ class Distribution:
     def join_token(self, role: str) -> JoinToken:
         raise NotImplementedError
 
+    def token_rotation(self) -> TokenRotation:
+        """How this distribution rotates its join secret (see :class:`TokenRotation`)."""
+        raise NotImplementedError
+
+    def join_token_ids(self, listing: str) -> list[str]:
+        """The IDs in the output of one of ``token_rotation().list_argvs`` (header and blank lines skipped)."""
+        ids = []
+        for line in listing.splitlines():
+            fields = line.split()
+            if fields and fields[0].upper() not in {"ID", "TOKEN"}:
+                ids.append(fields[0])
+        return ids
+
+    def node_credentials(self) -> tuple[tuple[str, str, str], ...]:
+        """API objects that hold one node's own credentials, as (kind, namespace, name) with ``{node}`` in the
+        name; deleted with the node when it is decommissioned."""
+        return ()
+
+    def removal_paths(self) -> list[str]:
+        """Everything a reset removes from a node so no trace of the distribution is left: its data directory,
+        its config directory (config, tokens, kubeconfig), the binary, each unit's file and environment file.
+        Datastore backups (``backup_dir``) are kept: they are the user's data."""
+        paths = [
+            self.data_dir,
+            os.path.dirname(self.config_path),
+            self.token_file,
+            self.agent_token_file,
+            self.kubeconfig,
+            self.binary,
+        ]
+        for unit in self.units.values():
+            paths += [f"/etc/systemd/system/{unit}", "/etc/default/" + unit.removesuffix(".service")]
+        return list(dict.fromkeys(p for p in paths if p))
+
     def generates_token(self) -> bool:
         """Whether the init server's token file can be made here (generated or adopted)."""
         return False
@@ -307,13 +363,25 @@ class Distribution:
             "peer_ports": {proto: list(ports) for proto, ports in self.peer_ports.items()},
             "backup_dir": self.backup_dir(),
             "datastore_units": list(self.datastore_units()),
+            "node_credentials": [
+                {"kind": kind, "namespace": namespace, "name": name}
+                for kind, namespace, name in self.node_credentials()
+            ],
+            "removal_paths": self.removal_paths(),
         }
 
 
+# kube-controller-manager's threshold of terminated pods kept before they are deleted: the K3s hardening guide's
+# value since k3s-io/docs#497 (October 2025), which raised its example of 10 as too low for real clusters.
+TERMINATED_POD_GC_THRESHOLD = 100
+
+
 def apiserver_cis_args(dist: Distribution) -> list[str]:
-    """The kube-apiserver settings of the K3s CIS hardening guide (v1.29+), for any distribution."""
+    """The kube-apiserver settings of the K3s CIS hardening guide (v1.29+), for any distribution, plus
+    DenyServiceExternalIPs (CIS 1.2.3): no Service of the fleet's own uses externalIPs, and a Service that sets
+    them can take over another's traffic."""
     return [
-        "enable-admission-plugins=NodeRestriction,EventRateLimit",
+        "enable-admission-plugins=NodeRestriction,EventRateLimit,DenyServiceExternalIPs",
         f"admission-control-config-file={dist.cis_file('psa.yaml')}",
         f"audit-log-path={dist.audit_log}",
         f"audit-policy-file={dist.cis_file('audit.yaml')}",

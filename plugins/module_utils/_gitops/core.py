@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.helm import HelmSettings, argocd_source, helmrelease
 
 DISTRIBUTIONS = registry.NAMES
 DELIVERIES = ("manifests", "api")
@@ -203,6 +204,26 @@ class DeployKey:
     def fingerprint(self) -> str:
         return "sha256:" + hashlib.sha256(self.public_openssh.encode()).hexdigest()[:16]
 
+    @property
+    def ssh_fingerprint(self) -> str:
+        """The fingerprint Git hosts and ``ssh-keygen -l`` show: SHA256 of the key blob, base64 without padding."""
+        return ssh_fingerprint(self.public_openssh)
+
+
+def ssh_fingerprint(public_openssh: str) -> str:
+    """``SHA256:...`` of a one-line OpenSSH public key; "" when it is not one."""
+    import base64
+    import binascii
+
+    parts = public_openssh.split()
+    if len(parts) < 2:
+        return ""
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
 
 # ---------------------------------------------------------------- validation
 
@@ -338,7 +359,11 @@ def kustomize_path(path: str) -> str:
 
 
 def flux_objects(
-    facts: ClusterFacts, repo: RepoSettings, flux: FluxSettings, key: DeployKey | None
+    facts: ClusterFacts,
+    repo: RepoSettings,
+    flux: FluxSettings,
+    key: DeployKey | None,
+    helm: HelmSettings | None = None,
 ) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = [_namespace(flux.namespace)]
     secret_name = f"{flux.name}-auth"
@@ -398,6 +423,8 @@ def flux_objects(
             "spec": kustomization_spec,
         }
     )
+    if helm is not None:
+        objects.append(helmrelease(helm, flux.name, flux.namespace, flux.interval, node_labels(facts)))
     return objects
 
 
@@ -405,7 +432,11 @@ def flux_objects(
 
 
 def argocd_objects(
-    facts: ClusterFacts, repo: RepoSettings, argo: ArgoSettings, key: DeployKey | None
+    facts: ClusterFacts,
+    repo: RepoSettings,
+    argo: ArgoSettings,
+    key: DeployKey | None,
+    helm: HelmSettings | None = None,
 ) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = [_namespace(argo.namespace)]
     repo_data: dict[str, str] = {"type": "git", "url": repo.url}
@@ -437,6 +468,9 @@ def argocd_objects(
             "maxDuration": argo.backoff_max_duration,
         },
     }
+    source = {"repoURL": repo.url, "targetRevision": repo.branch, "path": facts.path.strip("/")}
+    # with Helm layering: two sources, the cluster's Kustomize path and the chart with the values layers
+    sources = {"source": source} if helm is None else {"sources": [source, argocd_source(helm, repo.url, repo.branch)]}
     objects.append(
         {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -444,7 +478,7 @@ def argocd_objects(
             "metadata": _meta(facts.cluster, argo.namespace, node_labels(facts)),
             "spec": {
                 "project": argo.project,
-                "source": {"repoURL": repo.url, "targetRevision": repo.branch, "path": facts.path.strip("/")},
+                **sources,
                 "destination": {"server": "https://kubernetes.default.svc", "namespace": argo.destination_namespace},
                 "syncPolicy": {
                     "automated": {"prune": argo.prune, "selfHeal": argo.self_heal},
@@ -481,13 +515,21 @@ def registration_objects(
     flux: FluxSettings,
     argo: ArgoSettings,
     key: DeployKey | None,
+    helm: HelmSettings | None = None,
 ) -> list[dict[str, Any]]:
-    """The ordered objects for one cluster: namespaces first, then identity, auth, source, sync."""
-    objects = [_namespace(IDENTITY_NAMESPACE), identity_configmap(facts, repo)]
+    """The ordered objects for one cluster: namespaces first, then identity, auth, source, sync.
+
+    With ``helm``, the release's namespace too (its values ConfigMaps come from the Kustomize path), and the
+    chart with its values layers: a Flux HelmRelease, or a second source of the Argo CD Application."""
+    objects = [_namespace(IDENTITY_NAMESPACE)]
+    engine_namespace = flux.namespace if engine == "flux" else argo.namespace
+    if helm is not None and helm.namespace not in (IDENTITY_NAMESPACE, engine_namespace):
+        objects.append(_namespace(helm.namespace))
+    objects.append(identity_configmap(facts, repo))
     if engine == "flux":
-        objects.extend(flux_objects(facts, repo, flux, key))
+        objects.extend(flux_objects(facts, repo, flux, key, helm))
     elif engine == "argocd":
-        objects.extend(argocd_objects(facts, repo, argo, key))
+        objects.extend(argocd_objects(facts, repo, argo, key, helm))
     else:
         raise ValueError(f"engine: found {engine!r}, allowed: {', '.join(ENGINES)}")
     return objects

@@ -9,7 +9,11 @@ that exists is always reused, never regenerated: rotating is deleting the file.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import time
+from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import DeployKey
 
@@ -93,3 +97,49 @@ def ensure(path: str, comment: str, check_mode: bool = False) -> tuple[DeployKey
     atomic_write(path, key.private_openssh.encode(), mode=0o600, dir_mode=0o700)
     atomic_write(path + ".pub", (key.public_openssh + "\n").encode(), mode=0o644, dir_mode=0o700)
     return key, True
+
+
+ROTATIONS_SUFFIX = ".rotations.json"
+_ROTATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+
+
+def _rotations(path: str) -> dict[str, Any]:
+    raw = read_bytes(path + ROTATIONS_SUFFIX)
+    try:
+        data = json.loads(raw) if raw is not None else {}
+    except ValueError:
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def rotate(path: str, comment: str, rotation_id: str, check_mode: bool = False) -> dict[str, Any]:
+    """Replace the key at ``path`` with a new one, once per ``rotation_id``.
+
+    The record ``<path>.rotations.json`` (0600) keeps, per rotation, its time and the old and new keys'
+    fingerprints (no key). A rotation already recorded changes nothing. The old private key is gone once
+    the new one is written; its public half and fingerprint are returned, to remove it at the Git host.
+    """
+    if not _ROTATION_ID.match(rotation_id):
+        raise DeployKeyError(f"rotation_id {rotation_id!r}: use letters, digits, '.', '_' and '-'")
+    done = _rotations(path).get(rotation_id)
+    if isinstance(done, dict):
+        key, changed = ensure(path, comment, check_mode)
+        return {"key": key, "changed": changed, "rotated": False, **done}
+    existing = read_bytes(path)
+    old = load(existing.decode(errors="replace"), comment, source=path) if existing is not None else None
+    record = {
+        "rotated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "old_public_key": old.public_openssh if old else "",
+        "old_fingerprint": old.ssh_fingerprint if old else "",
+    }
+    if check_mode:
+        return {"key": None, "changed": True, "rotated": True, **record, "new_fingerprint": ""}
+    key = generate(comment)
+    record["new_fingerprint"] = key.ssh_fingerprint
+    atomic_write(path + ".pub", (key.public_openssh + "\n").encode(), mode=0o644, dir_mode=0o700)
+    atomic_write(path, key.private_openssh.encode(), mode=0o600, dir_mode=0o700)
+    rotations = _rotations(path)
+    rotations[rotation_id] = record
+    content = (json.dumps(rotations, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write(path + ROTATIONS_SUFFIX, content, mode=0o600, dir_mode=0o700)
+    return {"key": key, "changed": True, "rotated": True, **record}

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_bytes
-from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, files, keys, options
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import bundle, files, helm, keys, options
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import (
     DELIVERIES,
     DISTRIBUTIONS,
@@ -71,27 +71,51 @@ def run_deploy_key(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     params = options.complete(options.DEPLOY_KEY, params)
     path = params["path"]
     comment = _comment(params["comment"], params.get("cluster"))
-    result: dict[str, Any] = {"changed": False, "needed": True, "public_key": "", "fingerprint": "", "path": path}
+    result: dict[str, Any] = {
+        "changed": False,
+        "needed": True,
+        "public_key": "",
+        "fingerprint": "",
+        "ssh_fingerprint": "",
+        "path": path,
+    }
     if params["repo_url"] and not is_ssh_url(params["repo_url"]):
         return {**result, "needed": False}
+    if params["private_key"] and params["rotation_id"]:
+        raise GitopsError(
+            "rotation_id: the deploy key is given as private_key (ansible-vault): put a new key there, then swap the "
+            "deploy key at the Git host; nothing was changed"
+        )
     if params["private_key"]:
         # a key the user keeps (vault): only checked, and its public half returned
         try:
             given = keys.load(params["private_key"], comment, source="private_key")
         except keys.DeployKeyError as exc:
             raise GitopsError(str(exc)) from None
-        return {**result, "public_key": given.public_openssh, "fingerprint": given.fingerprint}
+        return {
+            **result,
+            "public_key": given.public_openssh,
+            "fingerprint": given.fingerprint,
+            "ssh_fingerprint": given.ssh_fingerprint,
+        }
     if not path:
         raise GitopsError("path: missing; gitops_deploy_key needs the path of the key to keep, or private_key")
+    rotation: dict[str, Any] = {}
     try:
-        key, changed = keys.ensure(path, comment, check_mode)
+        if params["rotation_id"]:
+            rotation = keys.rotate(path, comment, params["rotation_id"], check_mode)
+            key, changed = rotation.pop("key"), bool(rotation.pop("changed"))
+        else:
+            key, changed = keys.ensure(path, comment, check_mode)
     except keys.DeployKeyError as exc:
         raise GitopsError(str(exc)) from None
     return {
         **result,
+        **rotation,
         "changed": changed,
         "public_key": key.public_openssh if key else "",
         "fingerprint": key.fingerprint if key else "",
+        "ssh_fingerprint": key.ssh_fingerprint if key else "",
     }
 
 
@@ -156,6 +180,20 @@ def run_registration(params: dict[str, Any], check_mode: bool) -> dict[str, Any]
     if repo.is_ssh and not repo.known_hosts:
         problems.append("known_hosts: missing; an SSH repo needs the Git host's public key (ssh-keyscan <host>)")
     components = components_for(engine, params["engine_components"])
+    helm_settings = helm.from_mapping(params["helm"]) if (params["helm"] or {}).get("chart") else None
+    if helm_settings is not None:
+        problems.extend(helm.validate(helm_settings))
+        # an engine bundle that is delivered must bring Flux's helm-controller, or the HelmRelease is never reconciled
+        if engine == "flux" and params["engine_files"] and "helm-controller.yaml" not in params["engine_files"]:
+            problems.append(
+                f"engine_files: found {sorted(params['engine_files'])}, allowed: files with helm-controller.yaml; "
+                "the Helm layering (helm.chart) needs Flux's helm-controller (add it to the bundle's components)"
+            )
+        elif engine == "flux" and params["engine_bundle"] and "helm-controller" not in components:
+            problems.append(
+                f"engine_components: found {components}, allowed: a list with helm-controller; "
+                "the Helm layering (helm.chart) needs Flux's helm-controller"
+            )
     engine_plan = None
     engine_pending = False
     if params["engine_files"]:
@@ -182,7 +220,7 @@ def run_registration(params: dict[str, Any], check_mode: bool) -> dict[str, Any]
     if key is None and check_mode and repo.is_ssh and params["deploy_key_path"]:
         # check mode: the key is not generated, but the Secret that will hold it is shown
         key = DeployKey("<generated on the first real run>\n", "<generated on the first real run>")
-    objects = registration_objects(engine, facts, repo, flux, argo, key)
+    objects = registration_objects(engine, facts, repo, flux, argo, key, helm_settings)
     if engine_plan is not None:
         # an object the engine bundle already brings (its Namespace) is left to the bundle: one owner per object
         bundled = {object_ref(o) for o in _bundle_objects(engine_plan)}

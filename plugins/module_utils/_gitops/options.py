@@ -17,6 +17,7 @@ A few defaults depend on something else, and are documented as such:
 - ``""`` for ``manifests_dir``: the distribution's folder (:data:`~.core.MANIFEST_DIRS`);
 - ``[]`` for ``components`` / ``engine_components``: the engine's default set
   (:data:`~.core.ENGINE_TABLE`);
+- ``""`` for ``helm.chart``: no Helm layering (the Kustomize path only);
 - ``""`` for any other string or path: not set.
 """
 
@@ -36,6 +37,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.core import 
     ArgoSettings,
     FluxSettings,
 )
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.helm import DEFAULT_NAMESPACE, DEFAULT_RELEASE
 
 # Suboptions with a fixed set of values; every other field accepts any value of its type.
 _CHOICES: dict[str, dict[str, tuple[str, ...]]] = {"argocd": {"agent_mode": AGENT_MODES}}
@@ -60,6 +62,7 @@ DEPLOY_KEY: dict[str, Any] = {
     "path": {"type": "path", "default": ""},
     "private_key": {"type": "str", "default": "", "no_log": True},
     "comment": {"type": "str", "default": ""},
+    "rotation_id": {"type": "str", "default": ""},
 }
 
 BUNDLE_INFO: dict[str, Any] = {
@@ -96,6 +99,26 @@ REGISTRATION: dict[str, Any] = {
     **{
         name: {"type": "dict", "default": {}, "options": settings_spec(name, row.settings)}
         for name, row in ENGINE_TABLE.items()
+    },
+    "helm": {
+        "type": "dict",
+        "default": {},
+        "options": {
+            "chart": {"type": "str", "default": ""},
+            "release": {"type": "str", "default": DEFAULT_RELEASE},
+            "namespace": {"type": "str", "default": DEFAULT_NAMESPACE},
+            "layers": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "slot": {"type": "str", "default": ""},
+                    "file": {"type": "str", "required": True},
+                    "values": {"type": "dict", "default": {}},
+                },
+            },
+        },
     },
     "kubeconfig": {"type": "path", "default": ""},
     "context": {"type": "str", "default": ""},

@@ -1,7 +1,7 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Preflight: what a node has (arch, RAM, kernel features, cgroups, disk, clock, Raspberry Pi boot
-cmdline) and what K3s/K0s need, with one message per problem.
+cmdline, Secure Boot) and what K3s/K0s need, with one message per problem.
 
 Everything is read from /proc and /sys (never modprobe), so it is safe in containers. The
 readers take the file system root as an argument so the tests can point them at a fake tree.
@@ -28,6 +28,11 @@ ARCH_MAP = {
 DEFAULT_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
 PI_CMDLINE_TOKENS = ("cgroup_memory=1", "cgroup_enable=memory")
 PI_CMDLINE_PATHS = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")  # Bookworm first, then older
+# The UEFI global variable vendor GUID (UEFI specification, "Globally Defined Variables"): SecureBoot is 1 when the
+# firmware enforces Secure Boot, SetupMode is 1 while no Platform Key is enrolled (then nothing is enforced).
+EFI_GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+EFIVARFS = "/sys/firmware/efi/efivars"
+SECURE_BOOT_STATES = ("enabled", "disabled", "setup_mode", "not_efi", "unknown")
 
 
 @dataclass
@@ -48,6 +53,8 @@ class NodeFacts:
     pi_model: str | None = None
     pi_cmdline_path: str | None = None
     pi_cmdline_ok: bool | None = None
+    secure_boot: str = "unknown"  # one of SECURE_BOOT_STATES
+    secure_boot_source: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,11 +73,20 @@ class Requirements:
     controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
     features: tuple[str, ...] = ("overlay", "br_netfilter", "netfilter_tool", "conntrack")
     require_clock_sync: bool = True
+    require_secure_boot: bool = False
 
 
 def _read(root: str, path: str) -> str | None:
     try:
         with open(os.path.join(root, path.lstrip("/")), encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _read_bytes(root: str, path: str) -> bytes | None:
+    try:
+        with open(os.path.join(root, path.lstrip("/")), "rb") as handle:
             return handle.read()
     except OSError:
         return None
@@ -153,6 +169,34 @@ def in_container(root: str) -> bool:
     return any(item.startswith("container=") for item in environ.split("\0"))
 
 
+def _efi_flag(root: str, name: str) -> tuple[int | None, str]:
+    """One byte-sized UEFI global variable: from efivarfs (4 attribute bytes, then the value) or from the older
+    sysfs efivars interface (its data file holds the value alone). (None, "") when neither is readable."""
+    path = f"{EFIVARFS}/{name}-{EFI_GLOBAL_GUID}"
+    data = _read_bytes(root, path)
+    if data is not None and len(data) >= 5:
+        return data[4], path
+    legacy = f"/sys/firmware/efi/vars/{name}-{EFI_GLOBAL_GUID}/data"
+    data = _read_bytes(root, legacy)
+    if data:
+        return data[0], legacy
+    return None, ""
+
+
+def secure_boot_state(root: str) -> tuple[str, str]:
+    """(state, where it was read): enabled, disabled, setup_mode (no Platform Key: nothing enforced), not_efi (the
+    node booted without UEFI) or unknown (UEFI, but its variables are not readable here, e.g. in a container)."""
+    if not _exists(root, "/sys/firmware/efi"):
+        return "not_efi", "/sys/firmware/efi is absent"
+    secure_boot, source = _efi_flag(root, "SecureBoot")
+    if secure_boot is None:
+        return "unknown", f"no readable SecureBoot variable under {EFIVARFS}"
+    setup_mode = _efi_flag(root, "SetupMode")[0]
+    if setup_mode == 1:
+        return "setup_mode", source
+    return ("enabled" if secure_boot == 1 else "disabled"), source
+
+
 def pi_model(root: str) -> str | None:
     model = (_read(root, "/proc/device-tree/model") or "").replace("\0", "").strip()
     return model if "Raspberry Pi" in model else None
@@ -231,6 +275,7 @@ def gather(
     facts.free_disk_mb = free_mb(facts.data_path_checked)
     facts.clock_synced, facts.clock_source = clock
     facts.in_container = in_container(root)
+    facts.secure_boot, facts.secure_boot_source = secure_boot_state(root)
     facts.pi_model = pi_model(root)
     if facts.pi_model:
         facts.pi_cmdline_path = pi_cmdline_path(root)
@@ -248,6 +293,15 @@ _FEATURE_TEXT = {
     "br_netfilter": "br_netfilter (bridged pod traffic through netfilter)",
     "conntrack": "netfilter conntrack (kube-proxy)",
     "netfilter_tool": "an iptables or nft binary (kube-proxy, network policy)",
+}
+
+
+_SECURE_BOOT_TEXT = {
+    "enabled": "enabled",
+    "disabled": "disabled in the firmware",
+    "setup_mode": "in setup mode (no Platform Key enrolled, so nothing is enforced)",
+    "not_efi": "not a UEFI boot",
+    "unknown": "unknown (the UEFI variables cannot be read here)",
 }
 
 
@@ -292,6 +346,12 @@ def evaluate(facts: NodeFacts, req: Requirements) -> tuple[list[str], list[str]]
         problems.append(
             f"{host} has {_gb(facts.free_disk_mb)} free at {facts.data_path} (checked {facts.data_path_checked}); "
             f"{what} needs ≥ {_gb(req.min_free_disk_mb)} ({req.min_free_disk_var})"
+        )
+    if req.require_secure_boot and facts.secure_boot != "enabled":
+        problems.append(
+            f"{host} does not boot with Secure Boot enforced: it is {_SECURE_BOOT_TEXT[facts.secure_boot]} "
+            f"({facts.secure_boot_source}); the fleet requires it for this node "
+            "(edgefleet_preflight_require_secure_boot)"
         )
     if facts.clock_synced is not True:
         state = "unknown" if facts.clock_synced is None else "not synchronised"

@@ -19,12 +19,20 @@ os.environ.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
 from ansible import context
 from ansible.cli.inventory import InventoryCLI
 from ansible.inventory.data import InventoryData
+from ansible.inventory.helpers import get_group_vars
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader, inventory_loader
+from ansible.utils.vars import combine_vars
 from ansible.vars.manager import VariableManager
 
 init_plugin_loader([str(_COLLECTIONS)])
+
+
+def merged_vars(host: t.Any) -> dict[str, t.Any]:
+    """A host's inventory vars as a play sees them: its groups' vars (edgefleet, cluster_<site>) under its own."""
+    merged: dict[str, t.Any] = combine_vars(get_group_vars(host.get_groups()), host.get_vars())
+    return merged
 
 
 def run_plugin(path: str | Path, cache: bool = False) -> InventoryData:

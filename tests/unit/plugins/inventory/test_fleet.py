@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ansible.errors import AnsibleParserError
 from ansible.template import is_trusted_as_template
-from fleet_helpers import REPO, run_plugin
+from fleet_helpers import REPO, merged_vars, run_plugin
 
 EXAMPLE = REPO / "inventories" / "example" / "example.fleet.yml"
 LAB = REPO / "inventories" / "lab" / "lab.fleet.yml"
@@ -92,24 +92,25 @@ def test_example_fleet_groups_and_vars() -> None:
     )
     assert members(inv, "servers").isdisjoint(members(inv, "agents"))
     for host in inv.hosts.values():
-        missing = [v for v in CONTRACT_VARS if v not in host.vars]
+        hv = merged_vars(host)
+        missing = [v for v in CONTRACT_VARS if v not in hv]
         assert not missing, (host.name, missing)
-        assert host.vars["edgefleet_cluster_init_server"] == host.vars["edgefleet_cluster_servers"][0]
-        assert host.vars["edgefleet_overlays"][0] == "base"
-        assert host.vars["edgefleet_gitops_path"] == "clusters/" + host.vars["edgefleet_cluster"]
-    ber = inv.hosts["ber-01-s1"].vars
+        assert hv["edgefleet_cluster_init_server"] == hv["edgefleet_cluster_servers"][0]
+        assert hv["edgefleet_overlays"][0] == "base"
+        assert hv["edgefleet_gitops_path"] == "clusters/" + hv["edgefleet_cluster"]
+    ber = merged_vars(inv.hosts["ber-01-s1"])
     assert ber["edgefleet_overlays"] == [
         "base", "cis-hardening", "region-eu-west", "model-raspberry-pi", "ring-pilot", "site-ber-01", "canary-alerts"
     ]  # fmt: skip
-    assert inv.hosts["mad-01-s1"].vars["edgefleet_overlays"] == [
+    assert merged_vars(inv.hosts["mad-01-s1"])["edgefleet_overlays"] == [
         "base",
         "cis-hardening",
         "region-eu-west",
         "model-jetson-gpu",
     ]
-    assert inv.hosts["par-01-s1"].vars["edgefleet_gitops_engine"] == "argocd"
-    assert inv.hosts["atl-01-a1"].vars["edgefleet_arch"] == "amd64"
-    assert inv.hosts["syd-01-s1"].vars["edgefleet_cluster"] == "syd-01"  # read from a JSON site file
+    assert merged_vars(inv.hosts["par-01-s1"])["edgefleet_gitops_engine"] == "argocd"
+    assert merged_vars(inv.hosts["atl-01-a1"])["edgefleet_arch"] == "amd64"
+    assert merged_vars(inv.hosts["syd-01-s1"])["edgefleet_cluster"] == "syd-01"  # read from a JSON site file
 
 
 def test_lab_fleet() -> None:
@@ -118,9 +119,9 @@ def test_lab_fleet() -> None:
     assert members(inv, "k3s_servers") == {"node1"}
     assert members(inv, "k3s_agents") == {"node2", "node3"}
     assert members(inv, "k0s_controllers") == {"node4"}
-    assert inv.hosts["node4"].vars["ansible_host"] == "10.231.0.14"
-    assert inv.hosts["node4"].vars["edgefleet_gitops_engine"] == "argocd"
-    assert inv.hosts["node1"].vars["edgefleet_cluster_agents"] == ["node2", "node3"]
+    assert merged_vars(inv.hosts["node4"])["ansible_host"] == "10.231.0.14"
+    assert merged_vars(inv.hosts["node4"])["edgefleet_gitops_engine"] == "argocd"
+    assert merged_vars(inv.hosts["node1"])["edgefleet_cluster_agents"] == ["node2", "node3"]
 
 
 def test_filter_gives_the_plugins_result_for_every_host() -> None:
@@ -129,18 +130,19 @@ def test_filter_gives_the_plugins_result_for_every_host() -> None:
     inv = run_plugin(EXAMPLE)
     rules = yaml.safe_load(EXAMPLE.read_text())["overlays"]
     for host in inv.hosts.values():
-        hostvars = dict(host.vars, group_names=sorted(g.name for g in host.get_groups() if g.name != "all"))
+        hv = merged_vars(host)
+        hostvars = dict(hv, group_names=sorted(g.name for g in host.get_groups() if g.name != "all"))
         result = overlays_filter(hostvars, rules)
-        assert result["overlays"] == host.vars["edgefleet_overlays"], host.name
-        assert result["gitops_path"] == host.vars["edgefleet_gitops_path"]
-        assert result["kustomization"] == host.vars["edgefleet_kustomization"]
+        assert result["overlays"] == hv["edgefleet_overlays"], host.name
+        assert result["gitops_path"] == hv["edgefleet_gitops_path"]
+        assert result["kustomization"] == hv["edgefleet_kustomization"]
 
 
 def test_passthrough_vars_are_templates_fleet_facts_are_data(tmp_path: Path) -> None:
     body = small_fleet()
     body["defaults"]["gitops"] = {"engine": "flux", "repo": "https://git.example.org/{{ lookup('env', 'HOME') }}.git"}
     inv = run_plugin(write_fleet(tmp_path, body))
-    hv = inv.hosts["ber-01-a1"].vars
+    hv = merged_vars(inv.hosts["ber-01-a1"])
     assert hv["motd"] == "{{ inventory_hostname }} at Berlin" and is_trusted_as_template(hv["motd"])
     assert hv["disk"] == "/dev/sda"
     # fleet facts render as plain strings but a fact holding template markers is never templated
@@ -157,7 +159,7 @@ def test_constructable_on_top(tmp_path: Path) -> None:
         keyed_groups=[{"key": "edgefleet_node_role", "prefix": "role"}],
     )
     inv = run_plugin(write_fleet(tmp_path, body))
-    assert inv.hosts["ber-01-s1"].vars["site_upper"] == "BER-01"
+    assert merged_vars(inv.hosts["ber-01-s1"])["site_upper"] == "BER-01"
     assert members(inv, "arm_boards") == {"ber-01-s1", "ber-01-a1"}
     assert members(inv, "role_server") == {"ber-01-s1"}
     assert members(inv, "role_agent") == {"ber-01-a1"}
@@ -173,23 +175,30 @@ def test_sources_directory_and_registry_file(tmp_path: Path) -> None:
     assert set(inv.hosts) == {"ber-01-s1", "ber-01-a1"}
 
 
-def test_cache_is_used_and_invalidated_by_source_mtime(tmp_path: Path) -> None:
-    site_file = tmp_path / "site.yml"
+def write_cached_fleet(tmp_path: Path, site_file: Path, source: str) -> Path:
+    """small_fleet's site in site_file, read through `source`, with the jsonfile inventory cache on."""
     site_file.write_text(yaml.safe_dump(small_fleet()["sites"][0]))
     body = {
         "defaults": small_fleet()["defaults"],
-        "sources": ["site.yml"],
+        "sources": [source],
         "cache": True,
         "cache_plugin": "ansible.builtin.jsonfile",
         "cache_connection": str(tmp_path / "cache"),
     }
-    path = write_fleet(tmp_path, body)
+    return write_fleet(tmp_path, body)
+
+
+def test_cache_is_used_and_invalidated_by_source_mtime(tmp_path: Path) -> None:
+    site_file = tmp_path / "site.yml"
+    path = write_cached_fleet(tmp_path, site_file, "site.yml")
     assert run_plugin(path, cache=True).hosts["ber-01-s1"].vars["ansible_host"] == "192.0.2.10"
     entries = list((tmp_path / "cache").iterdir())
     assert len(entries) == 1
     outer = json.loads(entries[0].read_text())
     data = json.loads(outer["__payload__"]) if "__payload__" in outer else outer  # ansible-core 2.19 wraps it
-    data["plan"]["sites"][0]["nodes"][0]["vars"]["ansible_host"] = "192.0.2.99"
+    plan = json.loads(data["plan"])  # the plan is kept as one JSON text
+    plan["sites"][0]["nodes"][0]["vars"]["ansible_host"] = "192.0.2.99"
+    data["plan"] = json.dumps(plan)
     if "__payload__" in outer:
         outer["__payload__"] = json.dumps(data)
     else:
@@ -203,6 +212,40 @@ def test_cache_is_used_and_invalidated_by_source_mtime(tmp_path: Path) -> None:
     st = site_file.stat()
     os.utime(site_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert run_plugin(path, cache=True).hosts["ber-01-s1"].vars["ansible_host"] == "192.0.2.10"
+
+
+def test_cache_hit_reads_no_registry_file_until_one_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible.plugins.loader import inventory_loader
+
+    module = sys.modules[type(inventory_loader.get("edgefleet.k8s.fleet")).__module__]
+    real_read = module.read_sources
+    reads: list[int] = []
+
+    def counting_read(files: t.Any, *args: t.Any) -> t.Any:
+        reads.append(len(files))
+        return real_read(files, *args)
+
+    monkeypatch.setattr(module, "read_sources", counting_read)
+    (tmp_path / "sites").mkdir()
+    site_file = tmp_path / "sites" / "ber-01.yml"
+    path = write_cached_fleet(tmp_path, site_file, "sites/")
+    assert set(run_plugin(path, cache=True).hosts) == {"ber-01-s1", "ber-01-a1"}
+    assert reads == [1]
+    inv = run_plugin(path, cache=True)  # unchanged registry: a cache hit, no registry file read or validated
+    assert reads == [1]
+    assert set(inv.hosts) == {"ber-01-s1", "ber-01-a1"}
+    assert merged_vars(inv.hosts["ber-01-a1"])["disk"] == "/dev/sda"
+    assert inv.groups["cluster_ber_01"].vars["edgefleet_cluster"] == "ber-01"
+    site_file.write_text(site_file.read_text() + "# a comment changes the size\n")
+    run_plugin(path, cache=True)
+    assert reads == [1, 1]
+    run_plugin(path, cache=True)
+    assert reads == [1, 1]
+    (tmp_path / "sites" / "mad-01.yml").write_text(
+        yaml.safe_dump({"name": "mad-01", "nodes": [{"name": "mad-01-s1", "address": "192.0.2.30", "role": "server"}]})
+    )
+    assert "mad-01-s1" in run_plugin(path, cache=True).hosts  # a new source file is a change too
+    assert reads == [1, 1, 2]
 
 
 def test_errors_are_parser_errors_listing_everything(tmp_path: Path) -> None:

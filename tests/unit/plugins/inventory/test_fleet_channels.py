@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleParserError
-from fleet_helpers import run_plugin
+from fleet_helpers import merged_vars, run_plugin
 
 CHANNELS = """\
 plugin: edgefleet.k8s.fleet
@@ -32,7 +32,7 @@ def site(name: str, address: str, extra: str = "") -> str:
 
 def versions(path: Path) -> dict[str, t.Any]:
     inventory = run_plugin(path)
-    return {h: inventory.get_host(h).get_vars().get("edgefleet_version") for h in inventory.hosts}
+    return {h: merged_vars(inventory.get_host(h)).get("edgefleet_version") for h in inventory.hosts}
 
 
 def refused(path: Path) -> str:

@@ -36,6 +36,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
     Distribution,
     JoinToken,
     NodeIdentity,
+    TokenRotation,
     frozen,
 )
 
@@ -136,7 +137,7 @@ def test_k3s_layers_cis_then_datastore_then_settings_then_overrides() -> None:
     assert cfg["secrets-encryption"] is True and cfg["protect-kernel-defaults"] is True
     args = cfg["kube-apiserver-arg"]
     assert "audit-log-maxage=7" in args and "audit-log-maxage=30" not in args
-    assert "enable-admission-plugins=NodeRestriction,EventRateLimit" in args
+    assert "enable-admission-plugins=NodeRestriction,EventRateLimit,DenyServiceExternalIPs" in args
     assert "admission-control-config-file=/var/lib/rancher/k3s/server/psa.yaml" in args
     assert cfg["write-kubeconfig-mode"] == "0640"
     assert cfg["node-name"] == "node1"
@@ -257,7 +258,10 @@ def test_k0s_node_settings_from_address_and_port() -> None:
     assert cfg is not None
     assert cfg["spec"]["storage"] == {"type": "etcd", "etcd": {"peerAddress": "10.0.0.1"}}
     assert cfg["spec"]["api"]["address"] == "10.0.0.1" and cfg["spec"]["api"]["port"] == 7443
-    assert cfg["spec"]["api"]["extraArgs"]["enable-admission-plugins"] == "NodeRestriction,EventRateLimit"
+    assert (
+        cfg["spec"]["api"]["extraArgs"]["enable-admission-plugins"]
+        == "NodeRestriction,EventRateLimit,DenyServiceExternalIPs"
+    )
     sqlite = c.request_from_params(K0S, base)
     assert dict(sqlite.settings) == {"spec": {"api": {"address": "10.0.0.1"}}}
     named = c.request_from_params(K0S, {**base, "address": "c1.lab", "datastore": "etcd"})
@@ -405,8 +409,8 @@ def test_k0s_controller_profile_and_args() -> None:
     }
     api = cfg["spec"]["api"]["extraArgs"]
     assert api["encryption-provider-config"] == "/etc/k0s/cis/encryption.yaml"
-    assert api["enable-admission-plugins"] == "NodeRestriction,EventRateLimit"
-    assert cfg["spec"]["controllerManager"]["extraArgs"] == {"terminated-pod-gc-threshold": "10"}
+    assert api["enable-admission-plugins"] == "NodeRestriction,EventRateLimit,DenyServiceExternalIPs"
+    assert cfg["spec"]["controllerManager"]["extraArgs"] == {"terminated-pod-gc-threshold": "100"}
     assert plan.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml", "--single"]
     two = _plan(K0S, host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",))
     assert two.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml"]
@@ -549,7 +553,7 @@ def test_k0s_string_quoting_does_not_count(tmp_path: Path) -> None:
     cfg = tmp_path / "etc" / "config.yaml"
     data = yaml.safe_load(cfg.read_text())
     assert data["spec"]["api"]["extraArgs"]["v"] == "2"
-    data["spec"]["controllerManager"]["extraArgs"]["terminated-pod-gc-threshold"] = 10  # unquoted by hand
+    data["spec"]["controllerManager"]["extraArgs"]["terminated-pod-gc-threshold"] = 100  # unquoted by hand
     cfg.write_text(yaml.safe_dump(data))
     again = _apply(K0S, tmp_path, **params)
     assert first["restart_required"] and again["changed"] and not again["restart_required"]
@@ -823,6 +827,9 @@ class Fake(Distribution):
 
     def registry_managed_paths(self, root: str = "/") -> list[str]:
         return []
+
+    def token_rotation(self) -> TokenRotation:
+        return TokenRotation(shared=True, rotate_argv=(self.binary, "rotate"), current_env="OLD", new_env="NEW")
 
 
 FAKE = Fake()

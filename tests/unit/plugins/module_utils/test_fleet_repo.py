@@ -138,3 +138,25 @@ def test_a_kustomization_pointing_outside_the_repo_is_refused(tmp_path: Path) ->
     entry = repo.ClusterEntry("x", "clusters/x", (), kustomization={"resources": ["../../../etc"]})
     with pytest.raises(repo.FleetRepoError, match="outside the fleet repo"):
         repo.plan(str(tmp_path), [entry])
+
+
+def test_a_cluster_lists_its_nodes_and_a_node_left_out_disappears(tmp_path: Path) -> None:
+    with_nodes = [repo.ClusterEntry("ams-01", "clusters/ams-01", ("base",), nodes=("s1", "a2", "a1"))]
+    repo.apply(str(tmp_path), repo.plan(str(tmp_path), with_nodes))
+    listing = tmp_path / "clusters/ams-01" / repo.NODES_FILE
+    assert _load(listing) == {"cluster": "ams-01", "nodes": ["a1", "a2", "s1"]}
+    assert repo.NODES_FILE not in listing.with_name("kustomization.yaml").read_text()
+
+    without_a2 = [repo.ClusterEntry("ams-01", "clusters/ams-01", ("base",), nodes=("s1", "a1"))]
+    result = repo.plan(str(tmp_path), without_a2)
+    assert list(result.write) == [f"clusters/ams-01/{repo.NODES_FILE}"]
+    repo.apply(str(tmp_path), result)
+    assert "a2" not in listing.read_text() and _load(listing)["nodes"] == ["a1", "s1"]
+    assert not repo.plan(str(tmp_path), without_a2).changed
+
+
+def test_the_nodes_come_from_the_inventory_servers_and_agents() -> None:
+    hostvars: dict[str, dict[str, object]] = {
+        "s1": {"edgefleet_cluster": "ams-01", "edgefleet_cluster_servers": ["s1"], "edgefleet_cluster_agents": ["a1"]},
+    }
+    assert repo.clusters_from_hostvars(hostvars)[0].nodes == ("s1", "a1")

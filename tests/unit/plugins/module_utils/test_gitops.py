@@ -358,7 +358,14 @@ def test_deploy_key_runner_decides_from_the_repo_url(tmp_path: Path) -> None:
     """Only an SSH repo needs a key: for https nothing is read or written."""
     params = {"cluster": "ams-01", "path": str(tmp_path / "k")}
     https = run_deploy_key({**params, "repo_url": "https://git.example.internal/fleet.git"}, False)
-    assert https == {"changed": False, "needed": False, "public_key": "", "fingerprint": "", "path": params["path"]}
+    assert https == {
+        "changed": False,
+        "needed": False,
+        "public_key": "",
+        "fingerprint": "",
+        "ssh_fingerprint": "",
+        "path": params["path"],
+    }
     assert not (tmp_path / "k").exists()
     for url in ("ssh://git@git.example.internal/fleet.git", "git@git.example.internal:fleet.git"):
         assert run_deploy_key({**params, "repo_url": url}, False)["needed"]

@@ -166,3 +166,69 @@ def test_cmdline_tokens_added_once_and_replaced() -> None:
         preflight.cmdline_with_tokens("cgroup_enable=cpuset")
         == "cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory\n"
     )
+
+
+EFIVARS = f"sys/firmware/efi/efivars/{{}}-{preflight.EFI_GLOBAL_GUID}"
+ATTRS = b"\x06\x00\x00\x00"  # efivarfs: 4 attribute bytes (boot service and runtime access), then the value
+
+
+def efi_root(tmp_path: Path, variables: dict[str, bytes], legacy: bool = False) -> str:
+    root = fake_root(tmp_path, base_files())
+    (tmp_path / "sys/firmware/efi").mkdir(parents=True, exist_ok=True)
+    for name, value in variables.items():
+        if legacy:
+            path = tmp_path / f"sys/firmware/efi/vars/{name}-{preflight.EFI_GLOBAL_GUID}/data"
+        else:
+            path = tmp_path / EFIVARS.format(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(value if legacy else ATTRS + value)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("variables", "legacy", "state"),
+    [
+        ({"SecureBoot": b"\x01", "SetupMode": b"\x00"}, False, "enabled"),
+        ({"SecureBoot": b"\x00", "SetupMode": b"\x00"}, False, "disabled"),
+        ({"SecureBoot": b"\x00", "SetupMode": b"\x01"}, False, "setup_mode"),
+        ({"SecureBoot": b"\x01"}, False, "enabled"),  # no SetupMode variable: not in setup mode
+        ({"SecureBoot": b"\x01", "SetupMode": b"\x00"}, True, "enabled"),  # the older sysfs efivars
+        ({"SecureBoot": b"\x00"}, True, "disabled"),
+        ({}, False, "unknown"),  # UEFI, but no readable variable (a container without efivarfs)
+    ],
+)
+def test_secure_boot_state_from_the_uefi_variables(
+    tmp_path: Path, variables: dict[str, bytes], legacy: bool, state: str
+) -> None:
+    facts = preflight.gather("/var/lib", {"nft": True}, (True, "t"), efi_root(tmp_path, variables, legacy), "aarch64")
+    assert facts.secure_boot == state
+    assert (f"SecureBoot-{preflight.EFI_GLOBAL_GUID}" in facts.secure_boot_source) == (state != "unknown")
+
+
+def test_a_node_booted_without_uefi_is_not_efi(tmp_path: Path) -> None:
+    facts = preflight.gather("/var/lib", {"nft": True}, (True, "t"), fake_root(tmp_path, base_files()), "aarch64")
+    assert (facts.secure_boot, facts.secure_boot_source) == ("not_efi", "/sys/firmware/efi is absent")
+    assert preflight.evaluate(facts, req()) == ([], [])  # not required: no problem
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"SecureBoot": b"\x00", "SetupMode": b"\x00"}, "it is disabled in the firmware"),
+        ({"SecureBoot": b"\x00", "SetupMode": b"\x01"}, "it is in setup mode (no Platform Key enrolled"),
+        ({"SecureBoot": b"\x01", "SetupMode": b"\x00"}, None),
+    ],
+)
+def test_required_secure_boot_refuses_every_other_state(
+    tmp_path: Path, variables: dict[str, bytes], problem: str | None
+) -> None:
+    facts = preflight.gather("/var/lib", {"nft": True}, (True, "t"), efi_root(tmp_path, variables), "aarch64")
+    problems = preflight.evaluate(facts, req(require_secure_boot=True))[0]
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1, problems
+        assert problems[0].startswith("node3 does not boot with Secure Boot enforced: " + problem)
+        assert "(edgefleet_preflight_require_secure_boot)" in problems[0]
+        assert f"SecureBoot-{preflight.EFI_GLOBAL_GUID}" in problems[0]
+    assert preflight.evaluate(facts, req())[0] == []  # the same node passes when it is not required

@@ -355,6 +355,14 @@ def test_wave_outcomes_from_node_states() -> None:
     assert out == {"a": "failed"}
     out = up.wave_outcomes(PLAN["waves"][0], PLAN["clusters"], {"a1": "upgraded", "a2": "pending"}, ["a1", "a2"])
     assert out == {"a": "failed"}  # a node never reached its gate: not upgraded
+    # a backup failed before its node was touched: rolled back if another node was, else failed (never upgraded)
+    out = up.wave_outcomes(
+        PLAN["waves"][0], PLAN["clusters"], {"a1": "rolled_back", "a2": "failed_untouched"}, ["a1", "a2"]
+    )
+    assert out == {"a": "rolled_back"}
+    states = {"a1": "failed_untouched", "a2": "pending"}
+    out = up.wave_outcomes(PLAN["waves"][0], PLAN["clusters"], states, ["a1", "a2"])
+    assert out == {"a": "failed"}
 
 
 def test_filter_wave_verdict_from_states() -> None:

@@ -64,7 +64,7 @@ def test_no_wasm_no_labels() -> None:
     del doc["sites"][0]["wasm"]
     plan, _warnings = build_plan([("fleet.yml", doc)])
     server = node_vars(plan, "ber-01-s1")
-    assert server["edgefleet_wasm_runtimes"] == []
+    assert "edgefleet_wasm_runtimes" not in server and "edgefleet_registries" not in server
     assert not [k for k in server["edgefleet_node_labels"] if k.startswith("edgefleet.io/wasm-")]
 
 

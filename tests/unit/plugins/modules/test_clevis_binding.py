@@ -21,8 +21,8 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.edgefleet.k8s.plugins.modules import clevis_binding
+from module_run import run_module
 
 SECRET = "recovery-passphrase-never-on-argv"
 
@@ -66,13 +66,6 @@ def fake_clevis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-def _run(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        clevis_binding.main()
-    result: dict[str, Any] = json.loads(capsys.readouterr().out)
-    return result
-
-
 def _calls(state: Path) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = json.loads(state.read_text())["calls"]
     return calls
@@ -83,12 +76,12 @@ SSS = {"t": 1, "pins": {"tpm2": {"pcr_ids": [7]}, "tang": [{"url": "http://127.0
 
 def test_check_mode_then_bind_then_idempotent(fake_clevis: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = {"device": "/dev/fake", "pin": "sss", "config": SSS, "passphrase": SECRET}
-    check = _run({**args, "_ansible_check_mode": True, "_ansible_diff": True}, capsys)
+    check = run_module(clevis_binding, {**args, "_ansible_check_mode": True, "_ansible_diff": True}, capsys)
     assert check["changed"] and check["added"]
     assert all(c["argv"][1] == "list" for c in _calls(fake_clevis))
-    real = _run(args, capsys)
+    real = run_module(clevis_binding, args, capsys)
     assert real["changed"] and len(real["bindings"]) == 1
-    again = _run(args, capsys)
+    again = run_module(clevis_binding, args, capsys)
     assert not again["changed"] and not again["added"] and again["removed_slots"] == []
     for call in _calls(fake_clevis):
         assert SECRET not in " ".join(call["argv"])
@@ -98,8 +91,9 @@ def test_check_mode_then_bind_then_idempotent(fake_clevis: Path, capsys: pytest.
 
 
 def test_changed_config_binds_new_before_removing_old(fake_clevis: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _run({"device": "/dev/fake", "pin": "tpm2", "config": {}, "passphrase": SECRET}, capsys)
-    res = _run(
+    run_module(clevis_binding, {"device": "/dev/fake", "pin": "tpm2", "config": {}, "passphrase": SECRET}, capsys)
+    res = run_module(
+        clevis_binding,
         {"device": "/dev/fake", "pin": "tpm2", "config": {"pcr_ids": "7"}, "passphrase": SECRET, "_ansible_diff": True},
         capsys,
     )
@@ -112,10 +106,17 @@ def test_changed_config_binds_new_before_removing_old(fake_clevis: Path, capsys:
 
 
 def test_absent_and_bad_config(fake_clevis: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _run({"device": "/dev/fake", "pin": "tang", "config": {"url": "http://t"}, "passphrase": SECRET}, capsys)
-    gone = _run({"device": "/dev/fake", "pin": "tang", "state": "absent", "passphrase": SECRET}, capsys)
+    run_module(
+        clevis_binding,
+        {"device": "/dev/fake", "pin": "tang", "config": {"url": "http://t"}, "passphrase": SECRET},
+        capsys,
+    )
+    gone = run_module(
+        clevis_binding, {"device": "/dev/fake", "pin": "tang", "state": "absent", "passphrase": SECRET}, capsys
+    )
     assert gone["changed"] and json.loads(fake_clevis.read_text())["slots"] == {}
-    bad = _run(
+    bad = run_module(
+        clevis_binding,
         {
             "device": "/dev/fake",
             "pin": "sss",

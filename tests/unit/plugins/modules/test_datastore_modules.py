@@ -9,7 +9,6 @@ runs with manage_units=false (the unit handling is tested in module_utils/test_d
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import sys
@@ -23,16 +22,9 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import backup_module, registry
 from ansible_collections.edgefleet.k8s.plugins.modules import datastore_backup, datastore_restore
-
-
-def _run(module: Any, args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
-    result: dict[str, Any] = json.loads(capsys.readouterr().out)
-    return result
+from module_run import run_module
 
 
 def _db(path: Path, rows: int) -> None:
@@ -68,10 +60,10 @@ def test_backup_check_then_real_then_restore_round_trip(
         "_ansible_check_mode": True,
         "_ansible_diff": True,
     }
-    check = _run(datastore_backup, args, capsys)
+    check = run_module(datastore_backup, args, capsys)
     assert check["changed"] and check["backup"] is None and "diff" in check and not backups.exists()
     args["_ansible_check_mode"] = False
-    real = _run(datastore_backup, args, capsys)
+    real = run_module(datastore_backup, args, capsys)
     assert real["changed"] and real["backup"]["rows"] == 4 and real["backup"]["integrity"] == "ok"
     assert real["diff"]["before"] == "" and real["diff"]["after"] == real["backup"]["name"] + "\n"
     assert real["units"] == [registry.get(distribution).unit("server")]
@@ -90,12 +82,12 @@ def test_backup_check_then_real_then_restore_round_trip(
         "_ansible_diff": True,
     }
     before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
-    check = _run(datastore_restore, restore_args, capsys)
+    check = run_module(datastore_restore, restore_args, capsys)
     assert check["changed"] and check["moved_aside"] and check["stopped_units"] == []
     assert check["diff"]["after"].endswith(f"sha256 {real['backup']['sha256']}, {real['backup']['size']} bytes\n")
     assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before
     restore_args["_ansible_check_mode"] = False
-    done = _run(datastore_restore, restore_args, capsys)
+    done = run_module(datastore_restore, restore_args, capsys)
     assert done["changed"] and not done.get("failed"), done
     assert _names(db) == {f"/registry/k{i}" for i in range(4)}
     aside = Path(done["moved_aside"][0]["to"])
@@ -106,9 +98,9 @@ def test_restore_without_a_backup_name_is_refused(tmp_path: Path, capsys: pytest
     db = tmp_path / "state.db"
     _db(db, 1)
     before = db.read_bytes()
-    missing = _run(datastore_restore, {"distribution": "k3s", "db_path": str(db), "manage_units": False}, capsys)
+    missing = run_module(datastore_restore, {"distribution": "k3s", "db_path": str(db), "manage_units": False}, capsys)
     assert missing["failed"] and "backup" in missing["msg"]
-    empty = _run(
+    empty = run_module(
         datastore_restore,
         {"distribution": "k3s", "db_path": str(db), "backup": "", "backup_dir": str(tmp_path), "manage_units": False},
         capsys,
@@ -118,7 +110,7 @@ def test_restore_without_a_backup_name_is_refused(tmp_path: Path, capsys: pytest
 
 
 def test_backup_of_a_missing_database_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    res = _run(
+    res = run_module(
         datastore_backup,
         {"distribution": "k0s", "db_path": str(tmp_path / "none.db"), "backup_dir": str(tmp_path / "b")},
         capsys,

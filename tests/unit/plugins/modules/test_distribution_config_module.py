@@ -21,18 +21,10 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import module as dmodule
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.modules import distribution_config
-
-
-def _run(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        distribution_config.main()
-    out = capsys.readouterr().out
-    result: dict[str, Any] = json.loads(out)
-    return result
+from module_run import run_module
 
 
 def _owned_by_me(path: Path) -> bool:
@@ -55,23 +47,24 @@ def _k3s_init_server(tmp_path: Path) -> dict[str, Any]:
 
 def test_k3s_module_check_then_real_then_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = {**_k3s_init_server(tmp_path), "_ansible_check_mode": True, "_ansible_diff": True}
-    check = _run(args, capsys)
+    check = run_module(distribution_config, args, capsys)
     assert check["changed"] and check["restart_required"] and "diff" in check
     assert not (tmp_path / "config.yaml").exists()
     assert not (tmp_path / "token").exists()
     args["_ansible_check_mode"] = False
-    real = _run(args, capsys)
+    real = run_module(distribution_config, args, capsys)
     assert real["changed"] and stat.S_IMODE((tmp_path / "config.yaml").stat().st_mode) == 0o600
     assert _owned_by_me(tmp_path / "config.yaml") and _owned_by_me(tmp_path / "token")
     token = (tmp_path / "token").read_text().strip()
     assert token and token not in json.dumps(real)
     args["_ansible_diff"] = False
-    again = _run(args, capsys)
+    again = run_module(distribution_config, args, capsys)
     assert not again["changed"] and not again["restart_required"] and "diff" not in again
 
 
 def test_k3s_module_derives_node_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    res = _run(
+    res = run_module(
+        distribution_config,
         {
             "distribution": "k3s",
             "role": "server",
@@ -94,7 +87,8 @@ def test_k3s_module_derives_node_settings(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_k3s_module_fails_listing_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    res = _run(
+    res = run_module(
+        distribution_config,
         {
             "distribution": "k3s",
             "role": "server",
@@ -115,7 +109,8 @@ def test_k3s_module_fails_listing_every_problem(tmp_path: Path, capsys: pytest.C
 
 
 def test_k0s_module_worker_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    res = _run(
+    res = run_module(
+        distribution_config,
         {
             "distribution": "k0s",
             "role": "worker",
@@ -133,7 +128,7 @@ def test_k0s_module_worker_token(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_unknown_distribution_is_refused_by_the_argument_spec(capsys: pytest.CaptureFixture[str]) -> None:
-    res = _run({"distribution": "rke2", "role": "server"}, capsys)
+    res = run_module(distribution_config, {"distribution": "rke2", "role": "server"}, capsys)
     assert res["failed"] and "rke2" in res["msg"] and "k3s, k0s" in res["msg"]
 
 
@@ -153,18 +148,18 @@ def test_a_restart_recorded_before_the_files_survives_a_run_that_died(
 ) -> None:
     marker = tmp_path / "restart-pending" / "k3s.service"
     args = {**_k3s_init_server(tmp_path), "restart_marker": str(marker), "_ansible_check_mode": True}
-    check = _run(args, capsys)
+    check = run_module(distribution_config, args, capsys)
     assert check["restart_required"] and not marker.exists(), "check mode wrote the restart marker"
     args["_ansible_check_mode"] = False
-    first = _run(args, capsys)
+    first = run_module(distribution_config, args, capsys)
     assert first["changed"] and first["restart_required"] and not first["restart_pending"]
     assert marker.is_file() and stat.S_IMODE(marker.stat().st_mode) == 0o600
     assert stat.S_IMODE(marker.parent.stat().st_mode) == 0o700
     # The run died before the restart: the files are in place, the marker still says restart.
-    again = _run(args, capsys)
+    again = run_module(distribution_config, args, capsys)
     assert not again["changed"] and again["restart_required"] and again["restart_pending"]
     # The restart happened and the role removed the marker: nothing left to do.
     marker.unlink()
-    done = _run(args, capsys)
+    done = run_module(distribution_config, args, capsys)
     assert not done["changed"] and not done["restart_required"] and not done["restart_pending"]
     assert not marker.exists()

@@ -21,13 +21,13 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import options
 from ansible_collections.edgefleet.k8s.plugins.modules import (
     gitops_bundle_info,
     gitops_deploy_key,
     gitops_registration,
 )
+from module_run import run_module
 
 MODULES: dict[str, ModuleType] = {
     "gitops_deploy_key": gitops_deploy_key,
@@ -110,13 +110,6 @@ def test_settings_suboptions_are_the_dataclass_fields() -> None:
 # ---------------------------------------------------------------- the modules through AnsibleModule
 
 
-def _run(module: ModuleType, args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
-    result: dict[str, Any] = json.loads(capsys.readouterr().out)
-    return result
-
-
 def _bundle(root: Path) -> Path:
     folder = root / "gitops" / "flux" / "v1"
     folder.mkdir(parents=True)
@@ -136,16 +129,16 @@ def _bundle(root: Path) -> Path:
 def test_the_three_modules_in_a_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = "ssh://git@git.example.internal/fleet.git"
     key_args = {"cluster": "ams-01", "repo_url": repo, "path": str(tmp_path / "keys" / "ams-01")}
-    check_key = _run(gitops_deploy_key, {**key_args, "_ansible_check_mode": True}, capsys)
+    check_key = run_module(gitops_deploy_key, {**key_args, "_ansible_check_mode": True}, capsys)
     assert check_key["changed"] and not (tmp_path / "keys").exists()
-    key = _run(gitops_deploy_key, key_args, capsys)
+    key = run_module(gitops_deploy_key, key_args, capsys)
     private = (tmp_path / "keys" / "ams-01").read_text()
     assert key["changed"] and key["needed"] and stat.S_IMODE(os.stat(tmp_path / "keys" / "ams-01").st_mode) == 0o600
     assert private not in json.dumps(key)
-    assert not _run(gitops_deploy_key, key_args, capsys)["changed"]
+    assert not run_module(gitops_deploy_key, key_args, capsys)["changed"]
 
     info_args = {"engine": "flux", "root": str(_bundle(tmp_path / "bundles")), "version": "v1"}
-    info = _run(gitops_bundle_info, {**info_args, "_ansible_check_mode": True}, capsys)
+    info = run_module(gitops_bundle_info, {**info_args, "_ansible_check_mode": True}, capsys)
     assert not info["changed"] and info["images"] == ["ex/sc:v1", "ex/kc:v1"]
 
     args = {
@@ -165,10 +158,10 @@ def test_the_three_modules_in_a_row(tmp_path: Path, capsys: pytest.CaptureFixtur
         "_ansible_check_mode": True,
         "_ansible_diff": True,
     }
-    check = _run(gitops_registration, args, capsys)
+    check = run_module(gitops_registration, args, capsys)
     assert check["changed"] and check["diff"] and not (tmp_path / "manifests").exists()
     assert "BEGIN OPENSSH" not in json.dumps(check)
-    real = _run(gitops_registration, {**args, "_ansible_check_mode": False}, capsys)
+    real = run_module(gitops_registration, {**args, "_ansible_check_mode": False}, capsys)
     assert real["changed"] and real["path"] == "clusters/ams-01" and real["public_key"] == key["public_key"]
     assert "BEGIN OPENSSH" not in json.dumps(real)
     registration = tmp_path / "manifests" / "edgefleet-gitops.yaml"
@@ -178,12 +171,12 @@ def test_the_three_modules_in_a_row(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert docs["GitRepository"]["spec"]["interval"] == "30m" and docs["GitRepository"]["spec"]["timeout"] == "60s"
     assert docs["Kustomization"]["spec"]["retryInterval"] == "2m"
     assert docs["Secret"]["stringData"]["identity"] == private
-    again = _run(gitops_registration, {**args, "_ansible_check_mode": False, "_ansible_diff": False}, capsys)
+    again = run_module(gitops_registration, {**args, "_ansible_check_mode": False, "_ansible_diff": False}, capsys)
     assert not again["changed"] and "diff" not in again
 
 
 def test_registration_fails_listing_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = _run(
+    result = run_module(
         gitops_registration,
         {
             "engine": "argocd",
@@ -204,8 +197,10 @@ def test_deploy_key_module_hides_a_given_key(tmp_path: Path, capsys: pytest.Capt
     from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import keys
 
     given = keys.generate("x").private_openssh
-    result = _run(gitops_deploy_key, {"cluster": "c", "private_key": given}, capsys)
+    result = run_module(gitops_deploy_key, {"cluster": "c", "private_key": given}, capsys)
     assert not result["changed"] and result["public_key"].startswith("ssh-ed25519 ")
     assert given not in json.dumps(result)
-    skipped = _run(gitops_deploy_key, {"cluster": "c", "repo_url": "https://h/r.git", "path": str(tmp_path)}, capsys)
+    skipped = run_module(
+        gitops_deploy_key, {"cluster": "c", "repo_url": "https://h/r.git", "path": str(tmp_path)}, capsys
+    )
     assert skipped["needed"] is False and not skipped["changed"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import errno
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ _COLLECTIONS = Path(__file__).resolve().parents[4] / "collections"
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.edgefleet.k8s.plugins.module_utils._hardening import sysctl
 from ansible_collections.edgefleet.k8s.plugins.modules import sysctl_values
+from module_run import run_module
 
 KERNEL = {
     "net.ipv4.ip_forward": "1",
@@ -44,13 +43,6 @@ def proc(tmp_path: Path) -> Path:
     return root
 
 
-def _run(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        sysctl_values.main()
-    result: dict[str, Any] = json.loads(capsys.readouterr().out)
-    return result
-
-
 def _value(root: Path, key: str) -> str:
     return Path(sysctl.key_path(str(root), key)).read_text().strip()
 
@@ -67,7 +59,7 @@ WANTED = {
 def test_writes_only_what_differs_then_a_second_run_changes_nothing(
     proc: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first = _run({"values": WANTED, "root": str(proc), "_ansible_diff": True}, capsys)
+    first = run_module(sysctl_values, {"values": WANTED, "root": str(proc), "_ansible_diff": True}, capsys)
     assert first["changed"] is True
     assert first["applied"] == ["kernel.panic", "net.ipv4.tcp_syncookies"]
     assert first["absent"] == ["kernel.keys.root_maxbytes"]
@@ -77,20 +69,20 @@ def test_writes_only_what_differs_then_a_second_run_changes_nothing(
     assert first["diff"]["after"] == "kernel.panic = 10\nnet.ipv4.tcp_syncookies = 1\n"
     assert first["values"]["net.ipv4.tcp_rmem"] == "4096 131072 6291456"
 
-    second = _run({"values": WANTED, "root": str(proc)}, capsys)
+    second = run_module(sysctl_values, {"values": WANTED, "root": str(proc)}, capsys)
     assert second["changed"] is False and second["applied"] == []
 
 
 def test_check_mode_reports_the_change_and_writes_nothing(proc: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = _run({"values": WANTED, "root": str(proc), "_ansible_check_mode": True}, capsys)
+    result = run_module(sysctl_values, {"values": WANTED, "root": str(proc), "_ansible_check_mode": True}, capsys)
     assert result["changed"] is True and result["applied"] == ["kernel.panic", "net.ipv4.tcp_syncookies"]
     assert _value(proc, "net.ipv4.tcp_syncookies") == "0" and _value(proc, "kernel.panic") == "0"
 
 
 def test_a_changed_value_is_detected_and_repaired(proc: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _run({"values": WANTED, "root": str(proc)}, capsys)
+    run_module(sysctl_values, {"values": WANTED, "root": str(proc)}, capsys)
     Path(sysctl.key_path(str(proc), "net.ipv4.tcp_syncookies")).write_text("0\n")  # someone changed it
-    again = _run({"values": WANTED, "root": str(proc)}, capsys)
+    again = run_module(sysctl_values, {"values": WANTED, "root": str(proc)}, capsys)
     assert again["changed"] is True and again["applied"] == ["net.ipv4.tcp_syncookies"]
     assert _value(proc, "net.ipv4.tcp_syncookies") == "1"
 
@@ -112,7 +104,7 @@ def test_every_refusal_is_named_and_the_others_are_still_written(
     monkeypatch.setattr(sysctl, "open", refusing_open, raising=False)
     monkeypatch.setattr(sysctl, "read", clamping_read)
     wanted = {"kernel.panic": 10, "vm.overcommit_memory": 1, "net.ipv4.tcp_syncookies": 1}
-    result = _run({"values": wanted, "root": str(proc)}, capsys)
+    result = run_module(sysctl_values, {"values": wanted, "root": str(proc)}, capsys)
     assert result["failed"] is True
     assert "kernel.panic=10: Permission denied; read-only here (a container?)" in result["msg"]
     assert "vm.overcommit_memory=1: the kernel kept '0'" in result["msg"]
@@ -131,7 +123,7 @@ def test_every_refusal_is_named_and_the_others_are_still_written(
 def test_bad_input_is_refused_before_any_write(
     proc: Path, capsys: pytest.CaptureFixture[str], values: dict[str, Any], expected: str
 ) -> None:
-    result = _run({"values": {**values, "net.ipv4.tcp_syncookies": 1}, "root": str(proc)}, capsys)
+    result = run_module(sysctl_values, {"values": {**values, "net.ipv4.tcp_syncookies": 1}, "root": str(proc)}, capsys)
     assert result["failed"] is True and expected in result["msg"]
     assert _value(proc, "net.ipv4.tcp_syncookies") == "0", "a write happened before the input was checked"
 
