@@ -15,7 +15,9 @@ import re
 import typing as t
 from urllib.parse import urlsplit
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registries as _registries
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import wasm as _wasm
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import core as _gitops
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import (
     Ctx,
@@ -57,11 +59,13 @@ SETTING_KEYS: tuple[str, ...] = (
     "gitops",
     "labels",
     "vars",
+    "registries",
+    "wasm",
 )
 # channels: fleet-wide only, the version each release channel runs, per distribution.
 DEFAULTS_KEYS: tuple[str, ...] = (*SETTING_KEYS, "channels")
 SITE_KEYS: tuple[str, ...] = ("name", "nodes", "groups", *SETTING_KEYS)
-NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars")
+NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars", "wasm")
 GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch")
 REGISTRY_KEYS: tuple[str, ...] = ("defaults", "overlays", "sites")
 
@@ -82,6 +86,8 @@ CLUSTER_VARS = frozenset(
         "edgefleet_kustomization",
         "edgefleet_helm",
         "edgefleet_node_labels",
+        "edgefleet_registries",
+        "edgefleet_wasm_runtimes",
     )
 )
 # Host vars the plugin publishes; vars: may not set them.
@@ -474,7 +480,24 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
         keep("labels", _check_labels(ctx, "labels", data["labels"]))
     if "vars" in data:
         keep("vars", _check_vars(ctx, "vars", data["vars"]))
+    if "registries" in data:
+        keep("registries", _check_registries(ctx, data["registries"]))
+    if "wasm" in data:
+        names, problems = _wasm.check_runtimes(data["wasm"])
+        for index, message in problems:
+            ctx.error(f"wasm{index}", message)
+        keep("wasm", None if problems else names)
     return out, bad
+
+
+def _check_registries(ctx: Ctx, raw: object) -> dict[str, t.Any] | None:
+    """Mirrors and TLS settings, checked by the node side's own rules: every bad entry is reported."""
+    _spec, found = _registries.settings_problems(raw)
+    for key, message in found:
+        ctx.error(f"registries.{key}" if key else "registries", message)
+    if found:
+        return None
+    return dict(raw) if isinstance(raw, dict) else {}
 
 
 def _check_channels(ctx: Ctx, raw: object) -> dict[str, dict[str, str]] | None:
@@ -731,6 +754,16 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
     repo_given = "gitops.repo" in reg.defaults_given or (isinstance(raw_gitops, dict) and "repo" in raw_gitops)
     if engine is not None and engine != "none" and not repo_given:
         ctx.error("gitops.repo", f"missing; the {engine} engine needs the fleet Git repo (or set engine: none)")
+    registries = settings.get("registries", {})
+    runtimes = settings.get("wasm", [])
+    if distribution is not None and not registry.get(distribution).registry_rewrites:
+        for mirror, entry in (registries.get("mirrors") or {}).items():
+            if isinstance(entry, dict) and "rewrites" in entry:
+                ctx.error(
+                    f"registries.mirrors.{mirror}.rewrites",
+                    f"{registry.get(distribution).title}'s containerd (hosts.toml) has no image-name rewrites; "
+                    "mirror the images under their upstream names instead",
+                )
     site_arch = settings.get("arch", "amd64")
     base_labels = defaults.get("labels", {})
     base_vars = defaults.get("vars", {})
@@ -829,6 +862,11 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
             "edgefleet_node_labels": {**site_labels, **identity},
         }
     )
+    # Published only when set, so a fleet without mirrors or WASM keeps exactly its host vars.
+    if registries:
+        site_vars_out["edgefleet_registries"] = registries
+    if runtimes:
+        site_vars_out["edgefleet_wasm_runtimes"] = runtimes
     if resolution.helm is not None:
         site_vars_out["edgefleet_helm"] = resolution.helm
     if datastore == "external":
@@ -839,9 +877,13 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
     for node in nodes:
         node["groups"] = server_groups if node.pop("role") == "server" else agent_groups
         node_labels = node.pop("labels")
+        # A WASM-capable node (every node of a site with runtimes, unless it says wasm: false) carries one
+        # label per runtime: the RuntimeClass objects select on it.
+        wasm_labels = _wasm.node_labels(runtimes) if node.pop("wasm") else {}
         if node_labels:
             node["vars"]["edgefleet_labels"] = {**site_labels, **node_labels}
-            node["vars"]["edgefleet_node_labels"] = {**site_labels, **node_labels, **identity}
+        if node_labels or wasm_labels:
+            node["vars"]["edgefleet_node_labels"] = {**site_labels, **node_labels, **identity, **wasm_labels}
     return {"groups": groups + extra_groups, "vars": site_vars_out, "nodes": nodes}
 
 
@@ -884,10 +926,13 @@ def _build_node(ctx: Ctx, raw: t.Any, site_arch: str, seen: _Seen) -> dict[str, 
         arch = _check_choice(ctx, "arch", raw["arch"], ARCHES) or site_arch
     labels = _check_labels(ctx, "labels", raw.get("labels"))
     variables = _check_vars(ctx, "vars", raw.get("vars"))
+    wasm_capable = raw.get("wasm", True)
+    if not isinstance(wasm_capable, bool):
+        ctx.bad_value("wasm", wasm_capable, "true or false (false: the node runs none of the site's WASM runtimes)")
     if len(ctx.problems.errors) != errors_before:
         return None
     node_vars: dict[str, t.Any] = dict(variables) if variables else {}
     node_vars["ansible_host"] = address
     node_vars["edgefleet_node_role"] = role
     node_vars["edgefleet_arch"] = arch
-    return {"name": name, "role": role, "labels": labels, "vars": node_vars}
+    return {"name": name, "role": role, "labels": labels, "vars": node_vars, "wasm": wasm_capable}

@@ -12,7 +12,7 @@ from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import merge_layers
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k0s_schema
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k0s_schema, registries
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
@@ -52,6 +52,34 @@ class K0s(Distribution):
     peer_ports = frozen({"tcp": ("6443", "8132", "8133", "9443", "10250", "2379-2380", "179"), "udp": ("4789",)})
     server_group = "k0s_controllers"
     agent_group = "k0s_workers"
+    # K0s (1.27.1+) merges every *.toml of this directory into the containerd configuration it writes.
+    containerd_import_dir = "/etc/k0s/containerd.d"
+    registry_dropin = "/etc/k0s/containerd.d/edgefleet-registries.toml"
+    # containerd's per-registry hosts.toml files (one directory per registry); containerd reads them at
+    # each pull, so a change there needs no restart. Kept outside the import directory.
+    registry_hosts_dir = "/etc/k0s/containerd-hosts.d"
+
+    def registry_files(
+        self, spec: registries.RegistrySpec, header: str, redact: bool = False
+    ) -> list[registries.RuntimeFile]:
+        if spec.empty:
+            return []
+        dropin = registries.containerd_dropin(header, self.registry_hosts_dir)
+        files = [registries.RuntimeFile(self.registry_dropin, dropin.encode(), dropin, restart=True)]
+        for name in registries.hosts_registries(spec):
+            path = os.path.join(self.registry_hosts_dir, registries.hosts_dir_name(name), "hosts.toml")
+            content = registries.hosts_toml(spec, name, header)
+            shown = registries.hosts_toml(spec, name, header, redact=True)
+            files.append(registries.RuntimeFile(path, content.encode(), shown, restart=False))
+        return files
+
+    def registry_managed_paths(self, root: str = "/") -> list[str]:
+        paths = [self.registry_dropin]
+        hosts_dir = os.path.join(root, self.registry_hosts_dir.lstrip("/"))
+        if os.path.isdir(hosts_dir):
+            for name in sorted(os.listdir(hosts_dir)):
+                paths.append(os.path.join(self.registry_hosts_dir, name, "hosts.toml"))
+        return paths
 
     def manifests_folder(self, stack: str) -> str:
         # K0s applies, and prunes, one sub-folder per stack.

@@ -11,7 +11,7 @@ from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import canonical, merge_layers
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k3s_flags
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k3s_flags, registries
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
@@ -59,6 +59,9 @@ class K3s(Distribution):
     writes_secrets_encryption_config = True
     server_group = "k3s_servers"
     agent_group = "k3s_agents"
+    registry_rewrites = True
+    # K3s reads it when it starts and writes containerd's configuration from it.
+    registries_path = "/etc/rancher/k3s/registries.yaml"
 
     def data_root(self) -> str:
         # /etc/rancher holds only config and tokens the role rewrites; /var/lib/rancher holds the data.
@@ -199,6 +202,18 @@ class K3s(Distribution):
 
     def generates_token(self) -> bool:
         return True
+
+    def registry_files(
+        self, spec: registries.RegistrySpec, header: str, redact: bool = False
+    ) -> list[registries.RuntimeFile]:
+        if spec.empty:
+            return []
+        content = registries.registries_yaml(spec, header)
+        shown = registries.registries_yaml(spec, header, redact=True)
+        return [registries.RuntimeFile(self.registries_path, content.encode(), shown, restart=True)]
+
+    def registry_managed_paths(self, root: str = "/") -> list[str]:
+        return [self.registries_path]
 
     def node_credentials(self) -> tuple[tuple[str, str, str], ...]:
         # K3s keeps each node's password (checked when a node of that name joins again) in a Secret.

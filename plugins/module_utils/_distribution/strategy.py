@@ -23,6 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
+    from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.registries import (
+        RegistrySpec,
+        RuntimeFile,
+    )
 
 _V = TypeVar("_V")
 
@@ -153,6 +157,9 @@ class Distribution:
     # The fleet inventory's groups of this distribution's servers and agents.
     server_group: str = ""
     agent_group: str = ""
+    # Whether the runtime's registry settings can rewrite image names on a mirror (K3s's registries.yaml can,
+    # containerd's hosts.toml cannot).
+    registry_rewrites: bool = False
 
     # ------------------------------------------------------------------ names and paths
 
@@ -274,6 +281,17 @@ class Distribution:
     def registers_node(self, role: str, exec_args: Sequence[str]) -> bool:
         """Whether a node of this role, started with these arguments, appears as a Node object."""
         return True
+
+    # ------------------------------------------------------------------ container runtime: registries
+
+    def registry_files(self, spec: RegistrySpec, header: str, redact: bool = False) -> list[RuntimeFile]:
+        """The files that give the node's containerd these mirrors, TLS and auth settings (none when
+        ``spec`` is empty). ``redact`` hides credentials, for diffs."""
+        raise NotImplementedError
+
+    def registry_managed_paths(self, root: str = "/") -> list[str]:
+        """The registry files of ours that may exist on the node (to remove the ones no longer wanted)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ datastore backup and restore
 

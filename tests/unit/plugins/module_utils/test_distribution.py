@@ -822,6 +822,12 @@ class Fake(Distribution):
     def generates_token(self) -> bool:
         return True
 
+    def registry_files(self, spec: Any, header: str, redact: bool = False) -> list[Any]:
+        return []  # a runtime without registry settings of its own
+
+    def registry_managed_paths(self, root: str = "/") -> list[str]:
+        return []
+
     def token_rotation(self) -> TokenRotation:
         return TokenRotation(shared=True, rotate_argv=(self.binary, "rotate"), current_env="OLD", new_env="NEW")
 

@@ -1,0 +1,250 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Registry mirrors from the fleet reach a K3s server, a K3s agent and a K0s controller.
+
+Three containers of this test's own (scenario label `edge-workloads`), created by the fixture and always removed:
+edgefleet-ew1 (K3s server, 10.231.0.222) and edgefleet-ew2 (K3s agent, .223) of cluster ew-k3s, and edgefleet-ew3
+(K0s controller, .224) of cluster ew-k0s, converged with playbooks/site.yml through a fleet file the test writes.
+
+The binaries are the lab's STAND-INS, NOT K3s or K0s (tests/lab/controlplane): a real kube-apiserver behind a
+K3s/K0s-shaped CLI, with no containerd. So this proves the files the collection writes (content, modes, which file
+a change touches, what the log shows), never that an image was pulled through a mirror.
+
+One bring-up serves every assertion: a -vvv converge (the registry password is in no line of it), a second run
+with changed=0, a mirror change that rewrites only the affected file, and a fleet with three bad mirror entries
+that fails with all three named before any host is touched.
+
+Needs the lab image, network and key (tests/lab/node.sh prepare) and the stand-in bundle
+(tests/lab/controlplane/bundle.sh). KEEP=1 leaves the containers running.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from labsite import CACHE, REPO, Site, scenario_containers
+
+pytestmark = pytest.mark.lab
+
+SCENARIO = "edge-workloads"
+NODES = {"ew1": "10.231.0.222", "ew2": "10.231.0.223", "ew3": "10.231.0.224"}
+CONTAINER = "edgefleet-{}"
+# Stands in for a vault variable: what is tested is that the collection never prints it.
+PASSWORD = "ew-lab-Pw-7f3c91"
+REGISTRIES: dict[str, Any] = {
+    "mirrors": {
+        "docker.io": {"endpoints": ["https://mirror.site.local"]},
+        "*": {"endpoints": ["https://mirror2.site.local:5000"]},
+    },
+    "configs": {"mirror.site.local": {"tls": {"ca_file": "/etc/ssl/site/ca.pem"}}},
+}
+K3S_FILE = "/etc/rancher/k3s/registries.yaml"
+HOSTS = "/etc/k0s/containerd-hosts.d"
+K0S_FILES = [
+    "/etc/k0s/containerd.d/edgefleet-registries.toml",
+    f"{HOSTS}/_default/hosts.toml",
+    f"{HOSTS}/docker.io/hosts.toml",
+]
+
+
+def note(msg: str) -> None:
+    print(f"[edge-workloads-lab] {msg}", flush=True)
+
+
+def _versions() -> dict[str, str]:
+    env = (REPO / "tests" / "lab" / "controlplane" / "versions.env").read_text()
+    return dict(re.findall(r"^(EDGEFLEET_LAB_K[03]S_VERSION)=(\S+)$", env, re.M))
+
+
+VERSIONS = _versions()
+
+
+class Lab(Site):
+    def __init__(self, work: Path) -> None:
+        inventory = work / "inventory"
+        super().__init__(work, inventory / "ew.fleet.yml")
+        (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
+        (inventory / "group_vars" / "all.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "ansible_user": "edge",
+                    "ansible_become": True,
+                    "ansible_ssh_private_key_file": str(CACHE / "lab" / "id_ed25519"),
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "edgefleet_distribution_unit_type": "exec",
+                    "edgefleet_registry_auth": {"mirror.site.local": {"username": "ew-puller", "password": PASSWORD}},
+                }
+            )
+        )
+        self.write_fleet(REGISTRIES)
+
+    def write_fleet(self, registries: Any) -> None:
+        defaults = {
+            "region": "lab",
+            "model": "podman-node",
+            "channel": "stable",
+            "arch": "amd64",
+            "gitops": {"engine": "none"},
+            "registries": registries,
+            "channels": {
+                "stable": {"k3s": VERSIONS["EDGEFLEET_LAB_K3S_VERSION"], "k0s": VERSIONS["EDGEFLEET_LAB_K0S_VERSION"]}
+            },
+        }
+        sites = [
+            {
+                "name": "ew-k3s",
+                "distribution": "k3s",
+                "nodes": [
+                    {"name": "ew1", "address": NODES["ew1"], "role": "server"},
+                    {"name": "ew2", "address": NODES["ew2"], "role": "agent"},
+                ],
+            },
+            {
+                "name": "ew-k0s",
+                "distribution": "k0s",
+                "nodes": [{"name": "ew3", "address": NODES["ew3"], "role": "server"}],
+            },
+        ]
+        fleet = {"plugin": "edgefleet.k8s.fleet", "defaults": defaults, "sites": sites}
+        self.fleet.write_text(yaml.safe_dump(fleet, sort_keys=False))
+
+    def play(self, *extra: str, timeout: int = 900) -> Any:
+        started = time.monotonic()
+        run = self.run(*extra, timeout=timeout, playbook="site.yml")
+        (self.work / f"run-{self.count}.log").write_text(run.out)
+        note(f"site.yml {' '.join(extra)}: rc {run.rc} in {time.monotonic() - started:.0f} s")
+        return run
+
+
+def sh(node: str, script: str) -> str:
+    proc = subprocess.run(
+        ["podman", "exec", CONTAINER.format(node), "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"{node}: `{script}` exited {proc.returncode}: {proc.stdout[-1500:]}{proc.stderr}"
+    return proc.stdout
+
+
+def restarted(out: str) -> set[str]:
+    """The hosts whose unit the role restarted (or started) in a run."""
+    hosts: set[str] = set()
+    for block in out.split("TASK [")[1:]:
+        if block.startswith("edgefleet.k8s.distribution : Enable and start or restart"):
+            hosts.update(re.findall(r"^changed: \[(\w+)\]", block, re.M))
+    return hosts
+
+
+def stamps(node: str, paths: list[str]) -> dict[str, str]:
+    """mode, inode and mtime of each file: an atomic rewrite changes the inode."""
+    out = sh(node, "stat -c '%n %a %i %Y.%y' " + " ".join(paths))
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines()}
+
+
+SKIP = ("--skip-tags", "os_hardening,gitops")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    for kind, key in (("k3s", "EDGEFLEET_LAB_K3S_VERSION"), ("k0s", "EDGEFLEET_LAB_K0S_VERSION")):
+        bundle = CACHE / "bundle" / kind / VERSIONS[key]
+        assert bundle.is_dir(), f"no stand-in bundle {bundle}: run tests/lab/controlplane/bundle.sh"
+    nodes = [(CONTAINER.format(name), name, ip) for name, ip in NODES.items()]
+    with scenario_containers(nodes, SCENARIO):
+        yield Lab(tmp_path_factory.mktemp("edge-workloads-lab"))
+
+
+def test_registry_mirrors_on_k3s_and_k0s(lab: Lab) -> None:
+    started = time.monotonic()
+    first = lab.play(*SKIP, "-vvv")
+    assert first.rc == 0, first.out[-6000:]
+    basic = base64.b64encode(f"ew-puller:{PASSWORD}".encode()).decode()
+    leaks = [line for line in first.out.splitlines() if PASSWORD in line or basic in line]
+    assert leaks == [], leaks[:3]
+    assert "AnsiballZ_registries_config.py" in first.out  # the -vvv log does show the module ran
+    converged = time.monotonic()
+
+    # K3s: registries.yaml on the server and the agent, 0600, matching the fleet and the vault.
+    for node in ("ew1", "ew2"):
+        assert stamps(node, [K3S_FILE])[K3S_FILE].startswith("600 "), node
+        data = yaml.safe_load(sh(node, f"cat {K3S_FILE}"))
+        assert data == {
+            "mirrors": {
+                "docker.io": {"endpoint": ["https://mirror.site.local"]},
+                "*": {"endpoint": ["https://mirror2.site.local:5000"]},
+            },
+            "configs": {
+                "mirror.site.local": {
+                    "auth": {"username": "ew-puller", "password": PASSWORD},
+                    "tls": {"ca_file": "/etc/ssl/site/ca.pem"},
+                }
+            },
+        }, node
+    # K0s: one hosts.toml per registry and the import drop-in, 0600.
+    k0s_before = stamps("ew3", K0S_FILES)
+    assert all(v.startswith("600 ") for v in k0s_before.values()), k0s_before
+    docker = tomllib.loads(sh("ew3", f"cat {HOSTS}/docker.io/hosts.toml"))
+    assert docker["host"] == {
+        "https://mirror.site.local": {
+            "capabilities": ["pull", "resolve"],
+            "ca": "/etc/ssl/site/ca.pem",
+            "header": {"Authorization": [f"Basic {basic}"]},
+        }
+    }
+    fallback = tomllib.loads(sh("ew3", f"cat {HOSTS}/_default/hosts.toml"))
+    assert list(fallback["host"]) == ["https://mirror2.site.local:5000"]
+    dropin = tomllib.loads(sh("ew3", f"cat {K0S_FILES[0]}"))
+    assert dropin["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == HOSTS
+
+    # A second run changes nothing.
+    second = lab.play(*SKIP)
+    assert second.rc == 0, second.out[-4000:]
+    recap = second.recap()
+    assert set(NODES) <= set(recap) and all(r["changed"] == 0 for r in recap.values()), recap
+
+    # A mirror change: on K0s only docker.io's hosts.toml is rewritten (no restart needed), on K3s registries.yaml.
+    k3s_before = stamps("ew1", [K3S_FILE])
+    changed = copy.deepcopy(REGISTRIES)
+    changed["mirrors"]["docker.io"]["endpoints"] = ["https://mirror.site.local", "https://mirror3.site.local"]
+    lab.write_fleet(changed)
+    third = lab.play(*SKIP)
+    assert third.rc == 0, third.out[-4000:]
+    k0s_after = stamps("ew3", K0S_FILES)
+    assert [p for p in K0S_FILES if k0s_after[p] != k0s_before[p]] == [f"{HOSTS}/docker.io/hosts.toml"]
+    assert stamps("ew1", [K3S_FILE]) != k3s_before
+    # K3s reads registries.yaml at start: its nodes restart; containerd reads hosts.toml at each pull: K0s does not.
+    assert restarted(third.out) == {"ew1", "ew2"}, third.out[-3000:]
+    assert restarted(second.out) == set()
+    assert "mirror3.site.local" in sh("ew1", f"cat {K3S_FILE}")
+
+    # Three bad mirror entries: all three reported in one run, before any host is touched.
+    untouched = {node: stamps(node, [K3S_FILE]) for node in ("ew1", "ew2")}
+    bad = copy.deepcopy(changed)
+    bad["mirrors"]["docker.io"]["endpoints"] = ["ftp://mirror.site.local"]
+    bad["mirrors"]["quay.io"] = {"endpoint": ["https://mirror.site.local"]}
+    bad["configs"]["mirror.site.local"]["tls"]["ca"] = "/etc/ssl/site/ca.pem"
+    lab.write_fleet(bad)
+    fourth = lab.play(*SKIP)
+    assert fourth.rc != 0
+    for expected in (
+        "registries.mirrors.docker.io.endpoints[0]",
+        "registries.mirrors.quay.io.endpoint",
+        "registries.configs.mirror.site.local.tls.ca",
+    ):
+        assert expected in fourth.out, (expected, fourth.out[-4000:])
+    assert "TASK [" not in fourth.out, fourth.out[-3000:]
+    assert {node: stamps(node, [K3S_FILE]) for node in ("ew1", "ew2")} == untouched
+    lab.write_fleet(changed)
+    note(f"converge {converged - started:.0f} s, whole test {time.monotonic() - started:.0f} s")
