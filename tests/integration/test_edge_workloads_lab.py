@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 import yaml
-from labsite import CACHE, REPO, Site, scenario_containers
+from labsite import CACHE, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
 
 pytestmark = pytest.mark.lab
 
@@ -61,12 +61,7 @@ def note(msg: str) -> None:
     print(f"[edge-workloads-lab] {msg}", flush=True)
 
 
-def _versions() -> dict[str, str]:
-    env = (REPO / "tests" / "lab" / "controlplane" / "versions.env").read_text()
-    return dict(re.findall(r"^(EDGEFLEET_LAB_K[03]S_VERSION)=(\S+)$", env, re.M))
-
-
-VERSIONS = _versions()
+VERSIONS = lab_versions()
 
 
 class Lab(Site):
@@ -77,11 +72,7 @@ class Lab(Site):
         (inventory / "group_vars" / "all.yml").write_text(
             yaml.safe_dump(
                 {
-                    "ansible_user": "edge",
-                    "ansible_become": True,
-                    "ansible_ssh_private_key_file": str(CACHE / "lab" / "id_ed25519"),
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                    "edgefleet_distribution_unit_type": "exec",
+                    **LAB_CONNECTION_VARS,
                     "edgefleet_registry_auth": {"mirror.site.local": {"username": "ew-puller", "password": PASSWORD}},
                 }
             )
@@ -90,15 +81,10 @@ class Lab(Site):
 
     def write_fleet(self, registries: Any) -> None:
         defaults = {
-            "region": "lab",
-            "model": "podman-node",
-            "channel": "stable",
-            "arch": "amd64",
-            "gitops": {"engine": "none"},
+            **lab_fleet_defaults(
+                "sqlite", VERSIONS["EDGEFLEET_LAB_K3S_VERSION"], VERSIONS["EDGEFLEET_LAB_K0S_VERSION"]
+            ),
             "registries": registries,
-            "channels": {
-                "stable": {"k3s": VERSIONS["EDGEFLEET_LAB_K3S_VERSION"], "k0s": VERSIONS["EDGEFLEET_LAB_K0S_VERSION"]}
-            },
         }
         sites = [
             {
