@@ -346,6 +346,7 @@ def node_facts(dist: Distribution, req: ConfigRequest, plan: ConfigPlan) -> dict
         "env_file": dist.env_file(req.role),
         "role_name": dist.role_name(req.role),
         "registers_node": dist.registers_node(req.role, plan.exec_args),
+        "cert_dirs": dist.cert_dirs(req.role) if req.cis else [],
         "server_url": req.server_url,
         "join_token": {
             "needed": not req.is_init_server,

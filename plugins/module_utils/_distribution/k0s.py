@@ -58,6 +58,8 @@ class K0s(Distribution):
     # containerd's per-registry hosts.toml files (one directory per registry); containerd reads them at
     # each pull, so a change there needs no restart. Kept outside the import directory.
     registry_hosts_dir = "/etc/k0s/containerd-hosts.d"
+    # The controller's PKI (etcd's under it). A worker's kubelet certificates are kubelet's own, 0600.
+    pki_dirs = frozen({"server": ("/var/lib/k0s/pki", "/var/lib/k0s/pki/etcd"), "agent": ()})
 
     def registry_files(
         self, spec: registries.RegistrySpec, header: str, redact: bool = False

@@ -15,7 +15,9 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
+    POD_MAX_PIDS,
     TERMINATED_POD_GC_THRESHOLD,
+    TLS12_CIPHER_SUITES,
     Distribution,
     JoinToken,
     NodeIdentity,
@@ -26,11 +28,6 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
 )
 
 _IMAGE_SUFFIXES = (".tar.zst", ".tar.gz", ".tar")
-_TLS_CIPHERS = (
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,"
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
-)
 
 
 class K3s(Distribution):
@@ -62,6 +59,17 @@ class K3s(Distribution):
     registry_rewrites = True
     # K3s reads it when it starts and writes containerd's configuration from it.
     registries_path = "/etc/rancher/k3s/registries.yaml"
+    # K3s writes its certificates 0644 and rewrites them when it rotates them at start (keys are 0600).
+    pki_dirs = frozen(
+        {
+            "server": (
+                "/var/lib/rancher/k3s/server/tls",
+                "/var/lib/rancher/k3s/server/tls/etcd",
+                "/var/lib/rancher/k3s/agent",
+            ),
+            "agent": ("/var/lib/rancher/k3s/agent",),
+        }
+    )
 
     def data_root(self) -> str:
         # /etc/rancher holds only config and tokens the role rewrites; /var/lib/rancher holds the data.
@@ -98,11 +106,13 @@ class K3s(Distribution):
         """The CIS settings of the K3s hardening guide (v1.29+)."""
         profile: dict[str, Any] = {
             "protect-kernel-defaults": True,
-            # tls-min-version: the cipher suites above are TLS 1.2 ones; no older protocol (CIS 4.2.12)
+            # tls-min-version: the cipher suites above are TLS 1.2 ones; no older protocol (CIS 4.2.12).
+            # pod-max-pids: CIS 4.2.13.
             "kubelet-arg": [
                 "streaming-connection-idle-timeout=5m",
-                f"tls-cipher-suites={_TLS_CIPHERS}",
+                f"tls-cipher-suites={TLS12_CIPHER_SUITES}",
                 "tls-min-version=VersionTLS12",
+                f"pod-max-pids={POD_MAX_PIDS}",
             ],
         }
         if self.normalize_role(role) == "server":

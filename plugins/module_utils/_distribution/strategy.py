@@ -160,6 +160,9 @@ class Distribution:
     # Whether the runtime's registry settings can rewrite image names on a mirror (K3s's registries.yaml can,
     # containerd's hosts.toml cannot).
     registry_rewrites: bool = False
+    # The directories whose certificates and keys the distribution writes world-readable (or may, when it
+    # rewrites them), per role: kept at 0600 (CIS 1.1.20 and 1.1.21) by the role and a systemd path unit.
+    pki_dirs: Mapping[str, tuple[str, ...]] = frozen({"server": (), "agent": ()})
 
     # ------------------------------------------------------------------ names and paths
 
@@ -189,6 +192,10 @@ class Distribution:
 
     def cis_file(self, name: str) -> str:
         return os.path.join(self.cis_dir, name)
+
+    def cert_dirs(self, role: str) -> list[str]:
+        """The certificate directories of a node of ``role``, each watched on its own (not recursively)."""
+        return list(self.pki_dirs[self.normalize_role(role)])
 
     def kubectl_argv(self) -> list[str]:
         return [self.binary, "kubectl", "--kubeconfig", self.kubeconfig]
@@ -371,6 +378,18 @@ class Distribution:
         }
 
 
+# The kubelet's limit of processes per pod (CIS 4.2.13), so that a fork bomb in one pod cannot use up the node's
+# process IDs. 4096 is far above what an edge workload runs in one pod.
+POD_MAX_PIDS = 4096
+
+# The TLS 1.2 cipher suites of the K3s hardening guide's kubelet settings (ECDHE with AES-GCM or ChaCha20), used for
+# the API server too (CIS 1.2.29): every one is on kube-bench's list of strong ciphers.
+TLS12_CIPHER_SUITES = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,"
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+)
+
 # kube-controller-manager's threshold of terminated pods kept before they are deleted: the K3s hardening guide's
 # value since k3s-io/docs#497 (October 2025), which raised its example of 10 as too low for real clusters.
 TERMINATED_POD_GC_THRESHOLD = 100
@@ -379,7 +398,7 @@ TERMINATED_POD_GC_THRESHOLD = 100
 def apiserver_cis_args(dist: Distribution) -> list[str]:
     """The kube-apiserver settings of the K3s CIS hardening guide (v1.29+), for any distribution, plus
     DenyServiceExternalIPs (CIS 1.2.3): no Service of the fleet's own uses externalIPs, and a Service that sets
-    them can take over another's traffic."""
+    them can take over another's traffic; and TLS 1.2 or newer with strong cipher suites only (CIS 1.2.29)."""
     return [
         "enable-admission-plugins=NodeRestriction,EventRateLimit,DenyServiceExternalIPs",
         f"admission-control-config-file={dist.cis_file('psa.yaml')}",
@@ -389,4 +408,6 @@ def apiserver_cis_args(dist: Distribution) -> list[str]:
         "audit-log-maxbackup=10",
         "audit-log-maxsize=100",
         "service-account-extend-token-expiration=false",
+        f"tls-cipher-suites={TLS12_CIPHER_SUITES}",
+        "tls-min-version=VersionTLS12",
     ]

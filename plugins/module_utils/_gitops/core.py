@@ -335,6 +335,27 @@ def _namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
 
 
+def default_service_account(namespace: str) -> dict[str, Any]:
+    """The ``default`` ServiceAccount of a namespace we create, handing no API token to a pod that names no
+    account of its own (CIS 5.1.5). The engines' controllers run under accounts of their own."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta("default", namespace),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _with_default_accounts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``objects`` with each Namespace followed by its ``default`` ServiceAccount."""
+    out: list[dict[str, Any]] = []
+    for obj in objects:
+        out.append(obj)
+        if obj["kind"] == "Namespace":
+            out.append(default_service_account(obj["metadata"]["name"]))
+    return out
+
+
 def identity_configmap(facts: ClusterFacts, repo: RepoSettings) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -517,7 +538,8 @@ def registration_objects(
     key: DeployKey | None,
     helm: HelmSettings | None = None,
 ) -> list[dict[str, Any]]:
-    """The ordered objects for one cluster: namespaces first, then identity, auth, source, sync.
+    """The ordered objects for one cluster: namespaces first (each with its ``default`` ServiceAccount, which
+    mounts no API token), then identity, auth, source, sync.
 
     With ``helm``, the release's namespace too (its values ConfigMaps come from the Kustomize path), and the
     chart with its values layers: a Flux HelmRelease, or a second source of the Argo CD Application."""
@@ -532,7 +554,7 @@ def registration_objects(
         objects.extend(argocd_objects(facts, repo, argo, key, helm))
     else:
         raise ValueError(f"engine: found {engine!r}, allowed: {', '.join(ENGINES)}")
-    return objects
+    return _with_default_accounts(objects)
 
 
 def redact_object(obj: dict[str, Any]) -> dict[str, Any]:

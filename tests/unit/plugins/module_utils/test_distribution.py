@@ -618,6 +618,54 @@ def test_node_facts_tell_the_role_how_to_join(tmp_path: Path) -> None:
     assert not ctl["node"]["registers_node"]  # a controller without --single runs no kubelet
 
 
+def test_node_facts_name_the_certificate_directories_kept_at_0600(tmp_path: Path) -> None:
+    """CIS 1.1.20/1.1.21: the role watches these directories; none without the CIS profile."""
+    server = _apply(K3S, tmp_path, role="server", host="s1", validate_only=True)["node"]
+    assert server["cert_dirs"] == [
+        "/var/lib/rancher/k3s/server/tls",
+        "/var/lib/rancher/k3s/server/tls/etcd",
+        "/var/lib/rancher/k3s/agent",
+    ]
+    agent = _apply(K3S, tmp_path, role="agent", host="a1", server_address="10.0.0.1", validate_only=True)["node"]
+    assert agent["cert_dirs"] == ["/var/lib/rancher/k3s/agent"]
+    ctl = _apply(K0S, tmp_path, role="controller", cluster_servers=["node1"], validate_only=True)["node"]
+    assert ctl["cert_dirs"] == ["/var/lib/k0s/pki", "/var/lib/k0s/pki/etcd"]
+    assert _apply(K0S, tmp_path, role="worker", host="w1", validate_only=True)["node"]["cert_dirs"] == []
+    off = _apply(K3S, tmp_path, role="server", host="s1", cis=False, validate_only=True)["node"]
+    assert off["cert_dirs"] == []
+
+
+def test_k3s_kubelet_gets_the_tls_floor_and_a_pod_pid_limit_on_every_role() -> None:
+    """CIS 4.2.12 and 4.2.13, on servers (which run a kubelet too) and agents."""
+    for role, extra in (("server", {}), ("agent", {"server_address": "10.0.0.1"})):
+        plan = _plan(K3S, host="n1", role=role, **extra)
+        assert plan.config is not None
+        kubelet = plan.config["kubelet-arg"]
+        assert "tls-min-version=VersionTLS12" in kubelet and "pod-max-pids=4096" in kubelet, (role, kubelet)
+
+
+
+def test_the_api_server_takes_tls_12_and_strong_ciphers_only_on_both_distributions() -> None:
+    """CIS 1.2.29: kube-bench accepts only its list of strong cipher suites on the API server."""
+    strong = {
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    }
+    k3s = _plan(K3S, host="s1", role="server").config
+    assert k3s is not None
+    k3s_args = dict(arg.split("=", 1) for arg in k3s["kube-apiserver-arg"])
+    k0s = _plan(K0S, host="c1", role="controller", cluster_servers=("c1",)).config
+    assert k0s is not None
+    k0s_args = k0s["spec"]["api"]["extraArgs"]
+    for args in (k3s_args, k0s_args):
+        assert args["tls-min-version"] == "VersionTLS12"
+        assert set(args["tls-cipher-suites"].split(",")) == strong
+
+
 # ----------------------------------------------------------------------------- properties
 
 _scalar = st.one_of(st.booleans(), st.integers(-5, 5), st.text("abcxyz=-", min_size=1, max_size=6))

@@ -80,6 +80,24 @@ def test_flux_objects_follow_the_cluster_path(key: gitops.DeployKey) -> None:
     assert kinds.index("Namespace") < kinds.index("ConfigMap")
 
 
+@pytest.mark.parametrize("engine", ["flux", "argocd"])
+def test_every_namespace_we_create_has_a_default_account_without_a_token(engine: str, key: gitops.DeployKey) -> None:
+    """CIS 5.1.5: the default ServiceAccount of each namespace the registration creates mounts no API token."""
+    repo = gitops.RepoSettings("ssh://git@git.example.internal/fleet.git", "main", KNOWN_HOSTS)
+    objects = gitops.registration_objects(engine, _facts(), repo, gitops.FluxSettings(), gitops.ArgoSettings(), key)
+    namespaces = [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"]
+    assert namespaces and len(namespaces) == len(set(namespaces))
+    for name in namespaces:
+        index = next(i for i, o in enumerate(objects) if o["kind"] == "Namespace" and o["metadata"]["name"] == name)
+        account = objects[index + 1]
+        assert (account["kind"], account["metadata"]["name"], account["metadata"]["namespace"]) == (
+            "ServiceAccount",
+            "default",
+            name,
+        )
+        assert account["automountServiceAccountToken"] is False
+
+
 def test_flux_overrides_reach_the_objects(key: gitops.DeployKey) -> None:
     flux = gitops.FluxSettings(source_interval="1h", retry_interval="30s", prune=False, substitute=False)
     repo = gitops.RepoSettings("https://git.example.internal/fleet.git", "edge")
