@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build kube-bench (aquasecurity/kube-bench) from its Go module at a pinned release tag (test-only, linux/amd64),
-# for the CIS gate tests/integration/test_kube_bench_lab.py. kube-bench's go.mod has no replace directives, so a
-# plain `go install <module>@<tag>` builds it. kube-bench reads its checks from a cfg/ directory that is not in the
-# binary: it is copied from the same module source (the Go module cache), never into the repository.
+# for the CIS gate tests/integration/test_kube_bench_lab.py. kube-bench's go.mod has no replace directives; it is
+# built in a copy of the module source with its own go.mod/go.sum (see below why not `go install <module>@<tag>`).
+# kube-bench reads its checks from a cfg/ directory that is not in the binary: it is copied from the same module
+# source (the Go module cache), never into the repository.
 # Output: $EDGEFLEET_CACHE/kube-bench/<version>/{bin/kube-bench, cfg/}. Idempotent: when the stamp matches the
 # pinned version and the binary and cfg/ are present, it says so and exits (a cached run takes well under a second).
 # Cold build measured here (2026-12-06, 2 shared cores loaded by other work): 77 s wall, 95 s user, with the
