@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CP_DIR
-from edgefleet_standin import core, k0s, k3s
+from edgefleet_standin import core, k0s, k3s, k3s_journal
 
 pytestmark = pytest.mark.controlplane
 
@@ -103,3 +103,22 @@ def test_k0s_join_token_roundtrip() -> None:
     assert doc["users"][0]["user"]["token"] == "abcdef.0123456789abcdef"
     with pytest.raises(core.StandinError):
         k0s._decode_token("not-a-token")
+
+
+def test_k3s_journal_lines_sorted_with_passthrough(tmp_path: Path) -> None:
+    """The `Running <component>` lines kube-bench reads: flags sorted as K3s prints them, `*-arg` overrides the
+    defaults, and a component the stand-in does not run is marked as such."""
+    line = k3s_journal.running_line(
+        "kube-apiserver", ["/x/kube-apiserver", "--secure-port=6443", "--anonymous-auth=false"]
+    )
+    assert line == "Running kube-apiserver --anonymous-auth=false --secure-port=6443"
+    cfg = {"kubelet-arg": ["read-only-port=10255", "pod-max-pids=4096"], "cluster-dns": ["10.53.0.10"]}
+    argv = k3s_journal.kubelet_argv(cfg, tmp_path, "n1", "10.0.0.5")
+    assert "--read-only-port=10255" in argv and "--read-only-port=0" not in argv
+    assert {"--pod-max-pids=4096", "--cluster-dns=10.53.0.10", "--node-ip=10.0.0.5"} <= set(argv)
+    assert k3s_journal.NOT_RUN.startswith("[stand-in: not run")
+    k3s_journal.write_server_layout(tmp_path, "https://127.0.0.1:6443", "CA")
+    k3s_journal.write_agent_layout(tmp_path, "https://127.0.0.1:6443", "CA", "CLIENT-CA")
+    for rel in ("server/cred/controller.kubeconfig", "server/cred/scheduler.kubeconfig", "agent/kubelet.kubeconfig",
+                "agent/kubeproxy.kubeconfig", "agent/client-ca.crt"):  # fmt: skip
+        assert (tmp_path / rel).stat().st_mode & 0o777 == 0o600, rel

@@ -494,6 +494,11 @@ def apiserver_args(spec: ApiserverSpec) -> list[str]:
         "service-cluster-ip-range": spec.service_cidr,
         "service-node-port-range": spec.node_port_range,
         "profiling": "false",
+        # As K3s: the apiserver's client identity towards kubelets and the CA their serving certs chain to. No kubelet
+        # runs in the lab, so nothing uses them; they are here so the flags in force are K3s's (kube-bench 1.2.4/1.2.5).
+        "kubelet-certificate-authority": str(t / "server-ca.crt"),
+        "kubelet-client-certificate": str(t / "client-kube-apiserver.crt"),
+        "kubelet-client-key": str(t / "client-kube-apiserver.key"),
     }
     if spec.etcd_tls is not None:
         flags["etcd-cafile"] = str(spec.etcd_tls / "etcd-ca.crt")
@@ -519,6 +524,7 @@ def ensure_apiserver_pki(tls: Path, sans: Iterable[str], service_ip: str) -> Non
     }  # fmt: skip
     ensure_cert(tls, "serving-kube-apiserver", "server-ca", "/CN=kube-apiserver", server=True, sans=names, chain=True)
     ensure_cert(tls, "client-admin", "client-ca", "/O=system:masters/CN=system:admin", client=True)
+    ensure_cert(tls, "client-kube-apiserver", "client-ca", "/O=system:masters/CN=system:apiserver", client=True)
 
 
 def write_encryption_config(path: Path) -> None:

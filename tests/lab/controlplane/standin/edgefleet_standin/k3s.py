@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from . import core, flags
+from . import core, flags, k3s_journal
 from .core import Api, StandinError, log
 
 CONFIG = Path(os.environ.get("K3S_CONFIG_FILE", "/etc/rancher/k3s/config.yaml"))
@@ -225,7 +225,10 @@ def server(argv: list[str], version: str) -> int:
             extra=[str(a) for a in cfg.get("kube-apiserver-arg", [])],
         )
         core.hold_if_never_ready(sup)
-        sup.add(core.Child("kube-apiserver", core.apiserver_args(spec)))
+        apiserver_argv = core.apiserver_args(spec)
+        sup.add(core.Child("kube-apiserver", apiserver_argv))
+        # The argv the real kube-apiserver just got, as K3s logs it (kube-bench reads its flags from the journal).
+        log(k3s_journal.running_line("kube-apiserver", apiserver_argv))
         local = f"https://{bind if bind not in {'0.0.0.0', '::', ''} else '127.0.0.1'}:{port}"
         ca_pem = (paths.tls / "server-ca.crt").read_text()
         admin = Api(local, ca_pem, cert=paths.tls / "client-admin.crt", key=paths.tls / "client-admin.key")
@@ -237,6 +240,15 @@ def server(argv: list[str], version: str) -> int:
         admin_kcfg = paths.server / "cred" / "admin.kubeconfig"
         core.atomic_write(admin_kcfg, kcfg, 0o600)
         core.apply_rbac(admin_kcfg)
+        # Components the stand-in does not run: K3s's file layout and the journal lines K3s would write for them.
+        k3s_journal.write_server_layout(paths.data, local, ca_pem)
+        k3s_journal.log_not_run(k3s_journal.controller_manager_argv(cfg, paths.data))
+        k3s_journal.log_not_run(k3s_journal.scheduler_argv(cfg, paths.data))
+        if not truthy(cfg.get("disable-agent")):  # K3s's server runs its own kubelet and kube-proxy
+            client_ca = (paths.tls / "client-ca.crt").read_text()
+            k3s_journal.write_agent_layout(paths.data, local, ca_pem, client_ca)
+            k3s_journal.log_not_run(k3s_journal.kubelet_argv(cfg, paths.data, hostname, ip))
+            k3s_journal.log_not_run(k3s_journal.kube_proxy_argv(cfg, paths.data, hostname))
         _publish_bootstrap(admin_kcfg, paths, server_pw, agent_pw, ca_pem)
         node = None
         if not truthy(cfg.get("disable-agent")):
@@ -494,6 +506,13 @@ def agent(argv: list[str], version: str) -> int:
     )
     api = Api(f"https://{host}:{port}", ca_pem, token=token.bearer)
     log(f"k3s stand-in agent {name} joining {url}")
+    # No kubelet or kube-proxy runs here: K3s's agent files and the journal lines K3s would write for them. The
+    # stand-in has no supervisor port to fetch the cluster's client CA from, so the agent's client-ca.crt holds the
+    # server CA it read from the TLS chain (kube-bench checks that file's mode and owner, not its content).
+    data_root = data.parent
+    k3s_journal.write_agent_layout(data_root, url, ca_pem, ca_pem)
+    k3s_journal.log_not_run(k3s_journal.kubelet_argv(cfg, data_root, name, ip))
+    k3s_journal.log_not_run(k3s_journal.kube_proxy_argv(cfg, data_root, name))
     return core.run_node(api, node)
 
 
