@@ -18,10 +18,6 @@ kube-bench only starts a target when it sees a component's process running; for 
 test points that detection (in the node's copy of cfg/k3s-cis-1.9/config.yaml, never in the repository) at what
 really runs: kube-apiserver on the server, the stand-in's python3 on the agent.
 
-The private stand-in bundle: the fixture builds the bundle of this checkout's stand-in under
-$EDGEFLEET_CACHE/kube-bench/standin-cache (reusing the built kube-apiserver and the other binaries, about 10 s, cached
-by content) so the run never depends on which checkout last rebuilt the shared bundle.
-
 Needs the lab image, network and key (tests/lab/node.sh prepare), the control-plane build (make controlplane) and
 kube-bench (make kube-bench). KEEP=1 leaves the containers running.
 """
@@ -29,7 +25,6 @@ kube-bench (make kube-bench). KEEP=1 leaves the containers running.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -39,7 +34,7 @@ from typing import Any
 
 import pytest
 import yaml
-from labsite import CACHE, LAB, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
+from labsite import LAB, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
 
 # lab: a podman-lab test; kube_bench: make test-kube-bench runs it (make test-lab deselects it).
 pytestmark = [pytest.mark.lab, pytest.mark.kube_bench]
@@ -95,37 +90,13 @@ def kube_bench_dir() -> Path:
     return Path(out.stdout.strip())
 
 
-def private_bundle() -> Path:
-    """This checkout's stand-in bundle in a cache of its own; the built binaries are the shared ones (a symlink),
-    so bundle.sh never rebuilds kube-apiserver."""
-    env = {**os.environ, "EDGEFLEET_CACHE": str(CACHE)}
-    cp_bin = subprocess.run(
-        [str(LAB / "controlplane" / "build.sh"), "--print-bindir"], capture_output=True, text=True, check=True, env=env
-    ).stdout.strip()
-    built = Path(cp_bin).parent
-    assert (built / "bin" / "kube-apiserver").is_file(), f"no control-plane build in {built}: run make controlplane"
-    private = CACHE / "kube-bench" / "standin-cache"
-    (private / "controlplane").mkdir(parents=True, exist_ok=True)
-    link = private / "controlplane" / built.name
-    if not link.is_symlink():
-        link.symlink_to(built)
-    subprocess.run(
-        [str(LAB / "controlplane" / "bundle.sh")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        timeout=900,
-        env={**os.environ, "EDGEFLEET_CACHE": str(private)},
-    )
-    return private / "bundle"
-
-
 class Lab(Site):
-    def __init__(self, work: Path, bundle: Path) -> None:
+    def __init__(self, work: Path) -> None:
         inventory = work / "inventory"
         super().__init__(work, inventory / "kb.fleet.yml")
         (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
         (inventory / "group_vars" / "all.yml").write_text(
-            yaml.safe_dump({**LAB_CONNECTION_VARS, "edgefleet_artifacts_bundle": str(bundle)})
+            yaml.safe_dump(LAB_CONNECTION_VARS)
         )
         k3s, k0s = VERSIONS["EDGEFLEET_LAB_K3S_VERSION"], VERSIONS["EDGEFLEET_LAB_K0S_VERSION"]
         defaults = lab_fleet_defaults("sqlite", k3s, k0s)
@@ -225,10 +196,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Path]]:
     missing = [f for f in JQ_FILES if not Path(f).exists()]
     assert not missing, f"the host needs jq (apt-get install jq) for kube-bench's policies checks: {missing}"
     kb = kube_bench_dir()
-    bundle = private_bundle()
     nodes = [(CONTAINER.format(name), name, ip) for name, ip in NODES.items()]
     with scenario_containers(nodes, SCENARIO):
-        site = Lab(tmp_path_factory.mktemp("kube-bench-lab"), bundle)
+        site = Lab(tmp_path_factory.mktemp("kube-bench-lab"))
         started = time.monotonic()
         run = site.run(*SKIP, timeout=1200, playbook="site.yml")
         (site.work / "converge.log").write_text(run.out)
@@ -261,20 +231,30 @@ def test_kube_bench_k3s_cis_gate(lab: tuple[Lab, Path]) -> None:
     assert failed == {node: [] for node in RUNS}, f"scored kube-bench FAILs (stand-in gaps left out): {failed}"
 
 
-def test_gate_fails_on_a_loose_server_cert(lab: tuple[Lab, Path]) -> None:
-    """The gate can fail on one file mode: with every server/tls certificate at 0600, 1.1.20 PASSes; one of them at
-    0644 makes it FAIL. The modes found are restored afterwards."""
+def test_gate_fails_without_the_cert_mode_fix_and_the_fix_survives_a_rewrite(lab: tuple[Lab, Path]) -> None:
+    """Acceptance 2 and 3 of issue 18. As converged, 1.1.20 PASSes. With the fix reverted (the path unit that keeps
+    the certificates at 0600 stopped) one certificate at 0644 makes 1.1.20 FAIL. With the path unit back, a
+    certificate rewritten 0644 (as a renewal at start does) and a restart of the unit leave every certificate 0600,
+    and 1.1.20 PASSes again."""
     tls = "/var/lib/rancher/k3s/server/tls"
-    modes = dict(line.split() for line in sh("kb1", f"stat -c '%n %a' {tls}/*.crt").stdout.splitlines())
-    note(f"kb1 server/tls/*.crt modes as converged: {sorted(set(modes.values()))}")
+    crt = f"{tls}/client-admin.crt"
+    converged = {r["test_number"]: r["status"] for r in kube_bench("kb1", "master")}
+    assert converged["1.1.20"] == "PASS", converged["1.1.20"]
     try:
-        sh("kb1", f"chmod 0600 {tls}/*.crt")
-        tight = {r["test_number"]: r["status"] for r in kube_bench("kb1", "master")}
-        sh("kb1", f"chmod 0644 {tls}/client-admin.crt")
+        sh("kb1", f"systemctl stop edgefleet-cert-modes.path && chmod 0644 {crt}")
         loose = kube_bench("kb1", "master")
-        summary("kb1 (client-admin.crt at 0644)", loose)
-        assert tight["1.1.20"] == "PASS", tight["1.1.20"]
+        summary("kb1 (fix reverted, client-admin.crt at 0644)", loose)
         assert {r["test_number"]: r["status"] for r in loose}["1.1.20"] == "FAIL"
     finally:
-        for path, mode in modes.items():
-            sh("kb1", f"chmod {mode} {path}")
+        sh("kb1", "systemctl start edgefleet-cert-modes.path")
+    sh("kb1", f"install -m 0644 {crt} {crt}.rewrite && mv {crt}.rewrite {crt} && systemctl restart k3s.service")
+    modes = ""
+    for _ in range(60):
+        modes = sh("kb1", f"stat -c '%a %n' {tls}/*.crt").stdout
+        if all(line.startswith("600 ") for line in modes.splitlines()):
+            break
+        time.sleep(1)
+    assert all(line.startswith("600 ") for line in modes.splitlines()), modes
+    sh("kb1", "for i in $(seq 60); do k3s kubectl get --raw=/readyz >/dev/null 2>&1 && exit 0; sleep 2; done; exit 1")
+    again = {r["test_number"]: r["status"] for r in kube_bench("kb1", "master")}
+    assert again["1.1.20"] == "PASS", again["1.1.20"]

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Install what the podman node lab needs and apply the two host fixes to
+# Install what the podman node lab needs (jq: the kube-bench gate copies it into nodes) and apply the two host fixes to
 # /etc/containers/containers.conf. Idempotent: apt is only touched when a
 # package is missing, and the config is only rewritten when a value differs.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PACKAGES=(podman runc netavark iptables mmdebstrap openssh-client)
+PACKAGES=(podman runc netavark iptables mmdebstrap openssh-client jq)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -644,7 +644,6 @@ def test_k3s_kubelet_gets_the_tls_floor_and_a_pod_pid_limit_on_every_role() -> N
         assert "tls-min-version=VersionTLS12" in kubelet and "pod-max-pids=4096" in kubelet, (role, kubelet)
 
 
-
 def test_the_api_server_takes_tls_12_and_strong_ciphers_only_on_both_distributions() -> None:
     """CIS 1.2.29: kube-bench accepts only its list of strong cipher suites on the API server."""
     strong = {
