@@ -22,6 +22,7 @@ description:
   - Every generated file starts with a header comment. A file without it is hand-written and is never changed;
     it is reported in RV(hand_written).
   - Generated files that the inventory no longer implies are reported in RV(orphans) and removed only with O(prune).
+  - For a cluster with an engine, a NetworkPolicy component under the base (see O(clusters[].network_policies)).
   - The module does not commit or push; review the changes with C(git diff) and commit them yourself.
 author:
   - edgefleet.k8s contributors (@edgefleet)
@@ -78,6 +79,32 @@ options:
         type: list
         elements: str
         default: []
+      engine:
+        description:
+          - The cluster's GitOps engine (C(edgefleet_gitops_engine)). With C(flux) or C(argocd) and
+            O(clusters[].network_policies), the cluster gets its engine's NetworkPolicy component.
+        type: str
+        choices: [flux, argocd, none]
+        default: none
+      engine_namespace:
+        description:
+          - The engine's namespace when it is not the engine's default (C(flux-system), C(argocd)), that is the
+            C(namespace) of C(edgefleet_gitops_flux) or C(edgefleet_gitops_argocd). Empty means the default.
+        type: str
+        default: ""
+      network_policies:
+        description:
+          - Ship the NetworkPolicies (CIS 5.3.2) of the namespaces the collection creates on this cluster
+            (C(edgefleet-system) and the engine's) as a Component C(<base>/networkpolicies/<engine>)
+            (C(<engine>-<namespace>) for a namespace other than the default), listed first in the cluster's
+            C(components). It holds a default deny of ingress and egress in each namespace, and lets the engine
+            reach DNS in C(kube-system), the API server (TCP 6443 and 443), Git (TCP 22 and 443) and its own
+            controllers inside its namespace.
+          - The fleet option C(gitops.network_policies) (C(edgefleet_gitops_network_policies)) sets it;
+            C(false) for a cluster whose CNI enforces no NetworkPolicy or that brings its own.
+          - Nothing is shipped for engine C(none).
+        type: bool
+        default: true
   components_dir:
     description: The folder of the overlays (Kustomize Components) when a cluster has no O(clusters[].kustomization).
     type: str
@@ -100,6 +127,7 @@ EXAMPLES = r"""
       - name: ams-01
         path: clusters/ams-01
         overlays: [base, region-eu, model-rpi4]
+        engine: flux
   delegate_to: localhost
   run_once: true
 """
@@ -157,6 +185,9 @@ def main() -> None:
                     "kustomization": {"type": "dict"},
                     "helm": {"type": "dict"},
                     "nodes": {"type": "list", "elements": "str", "default": []},
+                    "engine": {"type": "str", "choices": ["flux", "argocd", "none"], "default": "none"},
+                    "engine_namespace": {"type": "str", "default": ""},
+                    "network_policies": {"type": "bool", "default": True},
                 },
             },
             "base": {"type": "str", "default": "base"},
@@ -175,6 +206,9 @@ def main() -> None:
             kustomization=c.get("kustomization"),
             helm=c.get("helm"),
             nodes=tuple(c["nodes"] or ()),
+            engine=c["engine"],
+            engine_namespace=c["engine_namespace"] or "",
+            network_policies=c["network_policies"],
         )
         for c in module.params["clusters"]
     ]

@@ -66,7 +66,7 @@ SETTING_KEYS: tuple[str, ...] = (
 DEFAULTS_KEYS: tuple[str, ...] = (*SETTING_KEYS, "channels")
 SITE_KEYS: tuple[str, ...] = ("name", "nodes", "groups", *SETTING_KEYS)
 NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars", "wasm")
-GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch")
+GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch", "network_policies")
 REGISTRY_KEYS: tuple[str, ...] = ("defaults", "overlays", "sites")
 
 # Published vars that describe one cluster: always vars of its cluster_<site> group (fleet_wide_keys).
@@ -104,6 +104,7 @@ PUBLISHED_VARS = CLUSTER_VARS | frozenset(
         "edgefleet_gitops_engine",
         "edgefleet_gitops_repo",
         "edgefleet_gitops_branch",
+        "edgefleet_gitops_network_policies",
     )
 )
 
@@ -448,7 +449,7 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
         else:
             gctx = ctx.sub("gitops.")
             gctx.check_keys(gitops, GITOPS_KEYS, "gitops")
-            good: dict[str, str] = {}
+            good: dict[str, t.Any] = {}
             if "engine" in gitops:
                 value = _check_choice(gctx, "engine", gitops["engine"], ENGINES)
                 if value is None:
@@ -475,6 +476,19 @@ def _check_settings(ctx: Ctx, data: dict[str, t.Any]) -> tuple[dict[str, t.Any],
                         "and not starting with '-', '/' or '.')",
                     )
                     bad.add("gitops.branch")
+            if "network_policies" in gitops:
+                value = gitops["network_policies"]
+                if isinstance(value, bool):
+                    good["network_policies"] = value
+                else:
+                    gctx.bad_value(
+                        "network_policies",
+                        value,
+                        "true or false",
+                        " (false: no NetworkPolicies in the fleet repo for the site; for a CNI that enforces none,"
+                        " or policies of your own)",
+                    )
+                    bad.add("gitops.network_policies")
             out["gitops"] = good
     if "labels" in data:
         keep("labels", _check_labels(ctx, "labels", data["labels"]))
@@ -867,6 +881,8 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
         site_vars_out["edgefleet_registries"] = registries
     if runtimes:
         site_vars_out["edgefleet_wasm_runtimes"] = runtimes
+    if gitops.get("network_policies") is False:
+        site_vars_out["edgefleet_gitops_network_policies"] = False
     if resolution.helm is not None:
         site_vars_out["edgefleet_helm"] = resolution.helm
     if datastore == "external":

@@ -156,6 +156,56 @@ def test_every_cluster_renders_with_exactly_its_overlays(scaffold: Path) -> None
     assert any(0 < len(v) < len(clusters) for v in expected.values())
 
 
+def expected_engines(fleet: dict[str, Any], sites: list[dict[str, Any]]) -> dict[str, tuple[str, bool]]:
+    """cluster -> (engine, network_policies): gitops merges key by key, defaults then site."""
+    defaults = (fleet.get("defaults") or {}).get("gitops") or {}
+    out: dict[str, tuple[str, bool]] = {}
+    for site in sites:
+        gitops = {**defaults, **(site.get("gitops") or {})}
+        out[site["name"]] = (str(gitops.get("engine", "flux")), gitops.get("network_policies", True) is not False)
+    return out
+
+
+ENGINE_NAMESPACE = {"flux": "flux-system", "argocd": "argocd"}
+ENGINE_PORTS = {"flux": {9090}, "argocd": {8080, 8081, 6379, 5556, 5557}}
+
+
+def test_every_cluster_renders_the_networkpolicies_of_its_engine(scaffold: Path) -> None:
+    """CIS 5.3.2: the rendered cluster holds a default deny in edgefleet-system and in its engine's namespace,
+    and the engine's DNS, API server, Git and internal traffic. Rendering only: the lab has no CNI that enforces
+    NetworkPolicies, so nothing here (or in the lab) shows they are enforced."""
+    fleet, sites = _fleet()
+    clusters_dir = (fleet.get("overlays") or {}).get("clusters_dir", "clusters")
+    engines = expected_engines(fleet, sites)
+    assert {engine for engine, _on in engines.values()} >= {"flux", "argocd"}  # the example has both
+    for cluster, (engine, on) in sorted(engines.items()):
+        docs = _render(scaffold, scaffold / clusters_dir / cluster)
+        policies = {
+            (d["metadata"]["namespace"], d["metadata"]["name"]): d["spec"] for d in docs if d["kind"] == "NetworkPolicy"
+        }
+        if engine == "none" or not on:
+            assert policies == {}, f"{cluster}: NetworkPolicies although engine={engine}, network_policies={on}"
+            continue
+        namespace = ENGINE_NAMESPACE[engine]
+        assert {ns for ns, _name in policies} == {"edgefleet-system", namespace}, cluster
+        for ns in ("edgefleet-system", namespace):
+            assert policies[(ns, "edgefleet-default-deny")] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        egress = {
+            (p["protocol"], p["port"], repr(rule.get("to")))
+            for (ns, _name), spec in policies.items()
+            if ns == namespace
+            for rule in spec.get("egress") or []
+            for p in rule.get("ports") or []
+        }
+        dns_to = repr([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}])
+        assert {("UDP", 53, dns_to), ("TCP", 53, dns_to)} <= egress, cluster
+        assert {("TCP", port, "None") for port in (6443, 443, 22)} <= egress, cluster
+        internal = {port for proto, port, to in egress if to == repr([{"podSelector": {}}]) and proto == "TCP"}
+        assert internal == ENGINE_PORTS[engine], cluster
+        # the other engine's namespace never appears: it does not exist on this cluster
+        assert not any(d["metadata"].get("namespace") in set(ENGINE_NAMESPACE.values()) - {namespace} for d in docs)
+
+
 def test_hand_written_files_survive_a_rescaffold(scaffold: Path) -> None:
     own = scaffold / "base" / "kustomization.yaml"
     text = own.read_text()

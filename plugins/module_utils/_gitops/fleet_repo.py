@@ -13,6 +13,16 @@ Layout, for clusters whose GitOps path is ``clusters/<cluster>`` (the overlay fo
                                           components [../../overlays/<name>, ...] in order
     clusters/<cluster>/edgefleet-nodes.yaml  the cluster's nodes, sorted (when the inventory gives them):
                                           a record for review, not a resource of the kustomization
+    base/networkpolicies/<engine>/kustomization.yaml        Component: resources [edgefleet-networkpolicies.yaml]
+    base/networkpolicies/<engine>/edgefleet-networkpolicies.yaml  the NetworkPolicies of the namespaces the
+                                          collection creates on a cluster of that engine (``networkpolicy.py``)
+
+A cluster whose engine is known (``flux`` or ``argocd``) and whose ``network_policies`` is on (the default) lists
+its engine's NetworkPolicy component first in its ``components``, before its overlays (so an overlay can patch
+the policies). The component lives under the base folder but the base does not include it: one base serves
+clusters of both engines, and a policy for a namespace that a cluster lacks (``argocd`` on a Flux cluster)
+would fail to apply. An engine namespace other than the engine's default gets its own component,
+``networkpolicies/<engine>-<namespace>``.
 
 A cluster with Helm layering (the inventory's ``edgefleet_helm``) also gets a values file per
 layer, ``<layer folder>/values.yaml`` (the values the fleet gives that layer, or ``{}``), and each
@@ -34,6 +44,7 @@ from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, read_bytes, text_diff
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import helm as _helm
+from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import networkpolicy as _netpol
 
 try:
     import yaml
@@ -64,6 +75,17 @@ class ClusterEntry:
     kustomization: dict[str, Any] | None = field(default=None, compare=False)
     helm: dict[str, Any] | None = field(default=None, compare=False)
     nodes: tuple[str, ...] = ()
+    engine: str = "none"
+    engine_namespace: str = ""
+    network_policies: bool = True
+
+    def netpol_component(self, base_dir: str) -> str | None:
+        """The folder of the cluster's NetworkPolicy component (None: the cluster gets none)."""
+        if not self.network_policies or self.engine not in _netpol.ENGINE_NAMESPACES:
+            return None
+        namespace = self.engine_namespace or _netpol.ENGINE_NAMESPACES[self.engine]
+        suffix = "" if namespace == _netpol.ENGINE_NAMESPACES[self.engine] else f"-{namespace}"
+        return f"{base_dir}/{_netpol.FOLDER}/{self.engine}{suffix}"
 
     def helm_settings(self) -> _helm.HelmSettings | None:
         """The cluster's Helm layering, or None when it has none."""
@@ -141,6 +163,10 @@ def validate(clusters: list[ClusterEntry], base: str, components_dir: str = "ove
         for overlay in entry.overlays:
             if not _NAME.match(overlay):
                 problems.append(f"{where}: overlay {overlay!r} is not a DNS-1123 name")
+        if entry.engine not in ("none", *_netpol.ENGINE_NAMESPACES):
+            problems.append(f"{where}: engine {entry.engine!r}, allowed: flux, argocd, none")
+        if entry.engine_namespace and not _NAME.match(entry.engine_namespace):
+            problems.append(f"{where}: engine namespace {entry.engine_namespace!r} is not a DNS-1123 name")
         settings = entry.helm_settings()
         if settings is not None:
             problems.extend(f"{where}: {p}" for p in _helm.validate(settings))
@@ -172,14 +198,29 @@ def render(clusters: list[ClusterEntry], base: str = "base", components_dir: str
                 }
             )
             files[f"{overlay_dir}/edgefleet-overlay.yaml"] = _marker(overlay)
+        component_dirs = [d for _name, d in overlay_dirs]
+        netpol_dir = entry.netpol_component(base_dir)
+        if netpol_dir is not None:
+            files[f"{netpol_dir}/kustomization.yaml"] = _dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+                    "kind": "Component",
+                    "resources": [_netpol.FILE],
+                }
+            )
+            namespace = entry.engine_namespace or _netpol.ENGINE_NAMESPACES[entry.engine]
+            files[f"{netpol_dir}/{_netpol.FILE}"] = HEADER + _netpol.dump(
+                _netpol.policies(entry.engine, namespace, MARKER_NAMESPACE)
+            )
+            component_dirs.insert(0, netpol_dir)
         folder = posixpath.normpath(entry.path.strip("/"))
         kustomization: dict[str, object] = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "resources": [posixpath.relpath(base_dir, folder)],
         }
-        if overlay_dirs:
-            kustomization["components"] = [posixpath.relpath(d, folder) for _name, d in overlay_dirs]
+        if component_dirs:
+            kustomization["components"] = [posixpath.relpath(d, folder) for d in component_dirs]
         files[f"{folder}/kustomization.yaml"] = _dump(kustomization)
         if entry.nodes:
             files[f"{folder}/{NODES_FILE}"] = _dump({"cluster": entry.name, "nodes": sorted(set(entry.nodes))})
@@ -273,6 +314,11 @@ def clusters_from_hostvars(hostvars: dict[str, dict[str, object]]) -> list[Clust
         path = vars_.get("edgefleet_gitops_path") or f"clusters/{name}"
         kustomization = vars_.get("edgefleet_kustomization")
         helm = vars_.get("edgefleet_helm")
+        engine = vars_.get("edgefleet_gitops_engine")
+        engine = engine if isinstance(engine, str) and engine else "none"
+        engine_settings = vars_.get(f"edgefleet_gitops_{engine}")
+        engine_namespace = engine_settings.get("namespace") if isinstance(engine_settings, dict) else None
+        network_policies = vars_.get("edgefleet_gitops_network_policies", True)
         members = [vars_.get("edgefleet_cluster_servers"), vars_.get("edgefleet_cluster_agents")]
         entries[name] = ClusterEntry(
             name=name,
@@ -281,5 +327,8 @@ def clusters_from_hostvars(hostvars: dict[str, dict[str, object]]) -> list[Clust
             kustomization=kustomization if isinstance(kustomization, dict) else None,
             helm=helm if isinstance(helm, dict) else None,
             nodes=tuple(str(n) for group in members if isinstance(group, list | tuple) for n in group),
+            engine=engine,
+            engine_namespace=str(engine_namespace or ""),
+            network_policies=network_policies is not False,
         )
     return sorted(entries.values(), key=lambda e: e.name)

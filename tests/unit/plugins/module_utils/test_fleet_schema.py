@@ -92,6 +92,30 @@ def test_valid_registry_publishes_the_contract() -> None:
     json.dumps(plan)  # the plan is cacheable as JSON
 
 
+def test_network_policies_are_on_unless_a_site_turns_them_off() -> None:
+    plan, _warnings = build_plan([(F, registry())])
+    assert "edgefleet_gitops_network_policies" not in host_vars(plan, "ber-01-s1")  # on: the role's default
+    plan, _warnings = build_plan([(F, registry(gitops={"network_policies": False}))])
+    hv = host_vars(plan, "ber-01-s1")
+    assert hv["edgefleet_gitops_network_policies"] is False
+    assert hv["edgefleet_gitops_engine"] == "flux"  # gitops merges key by key
+    doc = registry()
+    doc["defaults"]["gitops"]["network_policies"] = False
+    plan, _warnings = build_plan([(F, doc)])
+    assert host_vars(plan, "ber-01-s1")["edgefleet_gitops_network_policies"] is False
+    doc["sites"][0]["gitops"] = {"network_policies": True}
+    plan, _warnings = build_plan([(F, doc)])
+    assert "edgefleet_gitops_network_policies" not in host_vars(plan, "ber-01-s1")
+
+
+def test_a_bad_network_policies_default_names_the_file_and_key() -> None:
+    doc = registry()
+    doc["defaults"]["gitops"]["network_policies"] = "off"
+    errors = errors_of(doc)
+    assert any("defaults.gitops.network_policies: found 'off', allowed: true or false" in e for e in errors), errors
+    assert all(e.startswith(F) or F in e for e in errors), errors
+
+
 def test_k0s_groups_and_node_label_merge() -> None:
     doc = registry(distribution="k0s", version="v1.31.3+k0s.0", labels={"a": "1", "b": "2"})
     doc["sites"][0]["nodes"][1]["labels"] = {"b": "3", "c": "4"}
@@ -145,6 +169,8 @@ def test_typo_gets_did_you_mean() -> None:
         ({"version": "1.31"}, "version", "v1.31.4+k3s1"),
         ({"distribution": "k0s"}, "version", "v1.31.3+k0s.0"),
         ({"gitops": {"engine": "fluxcd"}}, "gitops.engine", "did you mean 'flux'"),
+        ({"gitops": {"network_policies": "no"}}, "gitops.network_policies", "allowed: true or false"),
+        ({"gitops": {"network_policy": False}}, "gitops.network_policy", "did you mean 'network_policies'"),
         ({"labels": {"ring": 1}}, "labels.ring", "quote numbers"),
         ({"vars": {"edgefleet_cluster": "x"}}, "vars.edgefleet_cluster", "published by the fleet plugin"),
         ({"vars": {"bad-name": 1}}, "vars.bad-name", "Ansible variable name"),
