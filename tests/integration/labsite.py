@@ -223,6 +223,22 @@ def exec_on(node: str, *argv: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
+def bash_on(node: str, script: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run a bash script in a lab node's container; with ``check``, fail the test on a non-zero exit."""
+    proc = subprocess.run(
+        ["podman", "exec", CONTAINER.format(node), "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    if check:
+        assert proc.returncode == 0, (
+            f"{node}: `{script}` exited {proc.returncode}: {proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+        )
+    return proc
+
+
 def sha(node: str, path: str) -> str | None:
     proc = podman("exec", CONTAINER.format(node), "sha256sum", path)
     return proc.stdout.split()[0] if proc.returncode == 0 else None

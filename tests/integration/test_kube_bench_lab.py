@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import yaml
 from labsite import LAB, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
+from labsite import bash_on as sh
 
 # lab: a podman-lab test; kube_bench: make test-kube-bench runs it (make test-lab deselects it).
 pytestmark = [pytest.mark.lab, pytest.mark.kube_bench]
@@ -69,19 +70,6 @@ def note(msg: str) -> None:
     print(f"[kube-bench-lab] {msg}", flush=True)
 
 
-def sh(node: str, script: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["podman", "exec", CONTAINER.format(node), "bash", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-    if check:
-        assert proc.returncode == 0, f"{node}: `{script}` exited {proc.returncode}: {proc.stdout[-1500:]}{proc.stderr}"
-    return proc
-
-
 def kube_bench_dir() -> Path:
     subprocess.run([str(LAB / "kube-bench" / "build.sh")], check=True, stdout=subprocess.DEVNULL, timeout=3600)
     out = subprocess.run(
@@ -95,9 +83,7 @@ class Lab(Site):
         inventory = work / "inventory"
         super().__init__(work, inventory / "kb.fleet.yml")
         (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-        (inventory / "group_vars" / "all.yml").write_text(
-            yaml.safe_dump(LAB_CONNECTION_VARS)
-        )
+        (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(LAB_CONNECTION_VARS))
         k3s, k0s = VERSIONS["EDGEFLEET_LAB_K3S_VERSION"], VERSIONS["EDGEFLEET_LAB_K0S_VERSION"]
         defaults = lab_fleet_defaults("sqlite", k3s, k0s)
         sites = [

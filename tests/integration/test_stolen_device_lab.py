@@ -29,7 +29,6 @@ import calendar
 import json
 import os
 import ssl
-import subprocess
 import threading
 import time
 import urllib.error
@@ -45,6 +44,7 @@ from labsite import (
     REPO,
     Run,
     Site,
+    bash_on,
     lab_fleet_defaults,
     lab_versions,
     pause,
@@ -137,17 +137,7 @@ class Lab(Site):
 
 
 def sh(node: str, script: str, timeout: int = 120) -> str:
-    proc = subprocess.run(
-        ["podman", "exec", CONTAINER.format(node), "bash", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, (
-        f"{node}: `{script}` exited {proc.returncode}: {proc.stdout[-1500:]}{proc.stderr[-1500:]}"
-    )
-    return proc.stdout
+    return bash_on(node, script, timeout=timeout).stdout
 
 
 def token_of(node: str) -> str:
