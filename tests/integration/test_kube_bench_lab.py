@@ -8,7 +8,7 @@ edgefleet-kb1 (K3s server, kine/SQLite, 10.231.0.227) and edgefleet-kb2 (K3s age
 edgefleet-kb3 (K3s server on etcd, .229) of cluster kb-etcd, converged with playbooks/site.yml (tags os_hardening
 and gitops skipped, as in the other stand-in lab tests). test_kube_bench_k0s_generic_cis has its own container,
 edgefleet-kb4 (K0s controller, kine/SQLite, 10.231.0.230) of cluster kb-k0s, converged the same way, and runs
-kube-bench's generic cis-1.12 profile there (see the K0s part at the end of this file); -k k0s runs it alone.
+kube-bench's generic cis-1.12 profile there (see the K0s part at the end of this file); -k k0s runs the K0s tests alone.
 
 What is real: the kube-bench binary and its checks (built from its Go module, tests/lab/kube-bench/build.sh), the
 kube-apiserver the stand-in runs and its flags, and every file and mode the collection and the stand-in write.
@@ -379,3 +379,34 @@ def test_kube_bench_k0s_generic_cis(k0s_lab: tuple[Lab, Path]) -> None:
     loose = sh(K0S_NODE, f"find {K0S_PKI} -type f \\( -name '*.crt' -o -name '*.key' \\) -perm /077").stdout.strip()
     assert not loose, f"certificates or keys readable by group or others: {loose}"
     assert not failed, f"scored FAILs on the K0s controller (not-applicable and stand-in gaps left out): {failed}"
+
+
+def k0s_ready() -> None:
+    ready = "k0s kubectl get --raw=/readyz >/dev/null 2>&1"
+    sh(K0S_NODE, f"for i in $(seq 90); do {ready} && exit 0; sleep 2; done; exit 1")
+
+
+def test_k0s_gate_grades_the_running_apiserver_flags(k0s_lab: tuple[Lab, Path]) -> None:
+    """The K0s gate can fail: with the collection's `audit-log-maxage` taken out of k0s.yaml's spec.api.extraArgs and
+    the controller restarted, 1.2.17 FAILs on the running kube-apiserver; with k0s.yaml back, it PASSes again."""
+
+    def status() -> str:
+        results = {r["test_number"]: r for r in kube_bench(K0S_NODE, "master", K0S_BENCHMARK, f"{K0S_PKI}/admin.conf")}
+        assert "--audit-log-maxage" in results["1.2.17"]["test_desc"], results["1.2.17"]
+        return str(results["1.2.17"]["status"])
+
+    assert status() == "PASS"
+    backup = "/root/k0s.yaml.kube-bench"
+    sh(K0S_NODE, f"cp -p {K0S_CONFIG} {backup} && sed -i '/audit-log-maxage:/d' {K0S_CONFIG}")
+    try:
+        sh(K0S_NODE, f"! grep -q audit-log-maxage {K0S_CONFIG} && systemctl restart k0scontroller.service")
+        k0s_ready()
+        ps = sh(K0S_NODE, "ps -eo args | grep '[k]ube-apiserver '").stdout
+        assert "--audit-log-path=" in ps and "--audit-log-maxage" not in ps, ps[-1500:]
+        loose = status()
+        note(f"{K0S_NODE} (audit-log-maxage taken out of k0s.yaml): 1.2.17 {loose}")
+        assert loose == "FAIL"
+    finally:
+        sh(K0S_NODE, f"mv {backup} {K0S_CONFIG} && systemctl restart k0scontroller.service")
+        k0s_ready()
+    assert status() == "PASS"
