@@ -172,11 +172,12 @@ from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_publish import
     attach_to_all,
     direct_publish_ok,
     fresh_groups,
+    is_publish_form,
+    publish_form,
     publish_memberships,
 )
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import (
     build_plan,
-    fleet_wide_keys,
 )
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_sources import (
     Limits,
@@ -273,6 +274,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         if use_cache and cache:
             try:
                 plan = plan_from_cache(self._cache[cache_key], source_stamp)
+                if not is_publish_form(plan):
+                    plan = None
             except KeyError:
                 plan = None
         if plan is None:
@@ -293,13 +296,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         try:
             _fail(problems)
             plan, warnings = build_plan(documents, allow_empty)
+            form = publish_form(plan)
         except FleetError as exc:
             raise FleetParserError(str(exc)) from None
         for warning in warnings:
             self.display.warning(f"edgefleet.k8s.fleet: {warning}")
-        return plan
+        return form
 
     def _populate(self, plan: dict[str, t.Any]) -> None:
+        """Publish a plan in publish_form: groups, the edgefleet and cluster group vars, hosts and memberships."""
         # Bypass the per-variable inspection proxy: the plan is validated plain data, and copying and
         # tagging every value of 100k hosts is what makes generic inventories slow.
         inv: t.Any = getattr(self.inventory, "__wrapped__", self.inventory)
@@ -320,18 +325,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         truster = Truster(_trust_str)
         # Each fact is published once, at its level: fleet-wide values on the edgefleet group, the rest of a
         # site's facts on its cluster group, node facts on the host. A host resolves the same merged values.
-        sites = plan["sites"]
-        fleet_keys = fleet_wide_keys(plan)
-        fleet_vars = truster.variables({k: sites[0]["vars"][k] for k in fleet_keys}) if sites else {}
+        fleet_vars = truster.variables(plan["fleet_vars"])
         groups["edgefleet"].vars.update(fleet_vars)
         source = inv.current_source
         # what InventoryData.add_host sets on a new host first
         source_vars = {"inventory_file": source, "inventory_dir": basedir(source) if source else None}
-        for site in sites:
-            site_vars = truster.variables({k: v for k, v in site["vars"].items() if k not in fleet_keys})
-            # groups are [edgefleet, cluster_<site>, region_.., model_.., channel_.., distribution, extra...]
-            cluster_group = site["groups"][1]
-            for group in site["groups"]:
+        for site in plan["sites"]:
+            site_groups_names, group_vars, roles, nodes = site
+            site_vars = truster.variables(group_vars)
+            cluster_group = site_groups_names[1]
+            for group in site_groups_names:
                 inv.add_group(group)
             groups[cluster_group].vars.update(site_vars)
             if direct:
@@ -339,18 +342,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
                 continue
             # Group objects are looked up once per site; membership goes through Group.add_host, which keeps
             # host and group in step. One public add_child per host keeps InventoryData's own caches right.
-            site_groups = [groups[g] for g in site["groups"][2:]]
-            role_groups = {key: [groups[g] for g in key] for key in {tuple(n["groups"]) for n in site["nodes"]}}
-            for node in site["nodes"]:
-                name = node["name"]
+            site_groups = [groups[g] for g in site_groups_names[2:]]
+            role_groups = [[groups[g] for g in role] for role in roles]
+            for name, node_vars, role in nodes:
                 inv.add_host(name, group=cluster_group)
                 host = hosts[name]
                 host_vars = host.vars
-                host_vars.update(truster.variables(node["vars"]))
+                host_vars.update(truster.variables(node_vars))
                 inv.add_child("edgefleet", name)
                 for group_obj in site_groups:
                     group_obj.add_host(host)
-                for group_obj in role_groups[tuple(node["groups"])]:
+                for group_obj in role_groups[role]:
                     group_obj.add_host(host)
                 if construct:
                     merged = {**fleet_vars, **site_vars, **host_vars}

@@ -12,6 +12,8 @@ string goes through the generic tagging code. This module does the same work onc
 * ``publish_memberships``: each host created as InventoryData.add_host creates it (inventory_file and
   inventory_dir, then its node vars), in the same groups and the same order as Group.add_host would put it;
 * ``attach_to_all``: the new parentless groups linked under ``all`` without ansible-core's quadratic scan;
+* ``publish_form``: the plan as it is published (and kept in the inventory cache): the fleet-wide vars once,
+  each site's cluster group vars without them, its nodes as [name, vars, index of their role groups];
 * ``Truster``: strings marked trusted, once per distinct string, with the tag built once.
 """
 
@@ -19,13 +21,52 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import PUBLISHED_VARS
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import PUBLISHED_VARS, fleet_wide_keys
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 # Unique per host by validation: memoising their trusted copies would only grow the memo.
 UNIQUE_KEYS = frozenset(("ansible_host",))
 # Host names InventoryData.add_host treats specially (the implicit localhost): never published directly.
 LOCALHOST_NAMES = frozenset(("127.0.0.1", "localhost", "::1"))
+
+
+def publish_form(plan: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The plan in the form _populate publishes, which the inventory cache keeps too (a cached run skips
+    working out the fleet-wide vars and splitting every site's vars again), JSON-safe::
+
+        {"groups": [group, ...], "fleet_vars": {...},
+         "sites": [[site groups, cluster group vars, [role groups, ...], [[node, node vars, role index], ...]], ...]}
+
+    Site groups are [edgefleet, cluster_<site>, region_.., model_.., channel_.., distribution, extra...]; the
+    role groups of a node are its entry in the site's list of distinct role group lists."""
+    sites = plan["sites"]
+    fleet_keys = fleet_wide_keys(plan)
+    fleet_vars = {k: sites[0]["vars"][k] for k in fleet_keys} if sites else {}
+    out: list[list[t.Any]] = []
+    for site in sites:
+        index: dict[tuple[str, ...], int] = {}
+        roles: list[list[str]] = []
+        nodes: list[list[t.Any]] = []
+        for node in site["nodes"]:
+            key = tuple(node["groups"])
+            position = index.get(key)
+            if position is None:
+                position = index[key] = len(roles)
+                roles.append(list(key))
+            nodes.append([node["name"], node["vars"], position])
+        group_vars = {k: v for k, v in site["vars"].items() if k not in fleet_keys}
+        out.append([site["groups"], group_vars, roles, nodes])
+    return {"groups": plan["groups"], "fleet_vars": fleet_vars, "sites": out}
+
+
+def is_publish_form(data: object) -> bool:
+    """A cheap check of the form's top level (a cache entry of another layout is a miss)."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("groups"), list)
+        and isinstance(data.get("fleet_vars"), dict)
+        and isinstance(data.get("sites"), list)
+    )
 
 
 def fast_trust(trust: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
@@ -105,17 +146,17 @@ def fresh_groups(inv: t.Any) -> set[str] | None:
     return None
 
 
-def direct_publish_ok(inv: t.Any, plan: dict[str, t.Any], before: set[str] | None) -> bool:
-    """True when memberships may be written directly: no group of the plan and no host of the plan exists
-    yet, and no host is one InventoryData.add_host treats specially (localhost)."""
-    if before is None or any(name in before for name in plan["groups"]):
+def direct_publish_ok(inv: t.Any, form: dict[str, t.Any], before: set[str] | None) -> bool:
+    """True when memberships may be written directly: no group of the plan (publish_form) and no host of it
+    exists yet, and no host is one InventoryData.add_host treats specially (localhost)."""
+    if before is None or any(name in before for name in form["groups"]):
         return False
     hosts = inv.hosts
-    for site in plan["sites"]:
-        if any(name in before for name in site["groups"]):
+    for site_groups, _group_vars, _roles, nodes in form["sites"]:
+        if any(name in before for name in site_groups):
             return False
-        for node in site["nodes"]:
-            name = node["name"]
+        for node in nodes:
+            name = node[0]
             if name in hosts or name in LOCALHOST_NAMES:
                 return False
     return True
@@ -125,7 +166,7 @@ def publish_memberships(
     inv: t.Any,
     host_type: t.Callable[[str], t.Any],
     source_vars: dict[str, t.Any],
-    site: dict[str, t.Any],
+    site: list[t.Any],
     truster: Truster,
 ) -> None:
     """Create the site's hosts and their memberships, as InventoryData.add_host(name, group=cluster), then
@@ -135,20 +176,17 @@ def publish_memberships(
     so adding a host to it adds no ancestor, and host_names and the host caches are still unset."""
     groups = inv.groups
     hosts = inv.hosts
-    names = site["groups"]  # [edgefleet, cluster_<site>, region_.., model_.., channel_.., distribution, extra...]
+    names, _group_vars, roles, nodes = site
     head = [groups[names[1]], groups[names[0]], *(groups[g] for g in names[2:])]
-    memberships: dict[tuple[str, ...], list[t.Any]] = {}
-    for node in site["nodes"]:
-        key = tuple(node["groups"])
-        member_of = memberships.get(key)
-        if member_of is None:
-            member_of = list(dict.fromkeys([*head, *(groups[g] for g in key)]))  # Group hashes by identity
-            memberships[key] = member_of
-        name = node["name"]
+    # Group hashes by identity: dict.fromkeys keeps the first of each group, in order
+    memberships = [list(dict.fromkeys([*head, *(groups[g] for g in role)])) for role in roles]
+    host_vars = truster.variables
+    for name, node_vars, role in nodes:
         host = host_type(name)
         hosts[name] = host
         host.vars.update(source_vars)
-        host.vars.update(truster.variables(node["vars"]))
+        host.vars.update(host_vars(node_vars))
+        member_of = memberships[role]
         host.groups.extend(member_of)
         for group in member_of:
             group.hosts.append(host)
