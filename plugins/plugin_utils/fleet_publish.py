@@ -89,10 +89,10 @@ def fast_trust(trust: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
     try:
         check = trusted("edgefleet-check")
         same = (
-            type(check) is kind
+            check.__class__ is kind  # the very tagged type, not a subclass
             and check == "edgefleet-check"
             and getattr(check, "_ansible_tags_mapping", None) is mapping
-            and type(trust("edgefleet-check")) is kind
+            and trust("edgefleet-check").__class__ is kind
         )
     except Exception:  # any change of the internal API: the public function
         same = False
