@@ -158,17 +158,26 @@ import os
 import typing as t
 
 from ansible.errors import AnsibleError, AnsibleParserError
+from ansible.inventory.host import Host
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.path import basedir
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import (
     FleetError,
     Problems,
     did_you_mean,
     text_of,
 )
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_publish import (
+    Truster,
+    attach_to_all,
+    direct_publish_ok,
+    fresh_groups,
+    is_publish_form,
+    publish_form,
+    publish_memberships,
+)
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import (
-    PUBLISHED_VARS,
     build_plan,
-    fleet_wide_keys,
 )
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_sources import (
     Limits,
@@ -209,62 +218,8 @@ def _fail(problems: Problems) -> None:
         raise FleetParserError(str(FleetError(problems.errors)))
 
 
-_TEMPLATE_MARKERS = ("{{", "{%", "{#")
-# Unique per host by validation: memoising their trusted copies would only grow the memo.
-_UNIQUE_KEYS = frozenset(("ansible_host",))
-
-
-def _trust(value: t.Any, templates: bool, memo: dict[str, t.Any]) -> t.Any:
-    """Mark strings trusted. Fleet facts (templates=False) are trusted only when they hold no template
-    markers, so they render as plain strings but can never be templated; vars: values are templates.
-    A string without '{' is trusted either way, once per distinct string (memo): fleets repeat them."""
-    if isinstance(value, str):
-        if "{" not in value:
-            trusted = memo.get(value)
-            if trusted is None:
-                trusted = memo[value] = _trust_str(value)
-            return trusted
-        if templates or not any(m in value for m in _TEMPLATE_MARKERS):
-            return _trust_str(value)
-        return value
-    if isinstance(value, dict):
-        return {k: _trust(v, templates, memo) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_trust(v, templates, memo) for v in value]
-    return value
-
-
-def _trusted_vars(variables: dict[str, t.Any], memo: dict[str, t.Any]) -> dict[str, t.Any]:
-    out: dict[str, t.Any] = {}
-    for key, value in variables.items():
-        if key in _UNIQUE_KEYS and isinstance(value, str) and "{" not in value:
-            out[key] = _trust_str(value)
-        else:
-            out[key] = _trust(value, key not in PUBLISHED_VARS, memo)
-    return out
-
-
 def _attach_to_all(inv: t.Any, new_groups: list[t.Any]) -> None:
-    """Make each new group without parents a child of all, in order, as reconcile_inventory would.
-
-    reconcile_inventory does it through Group.add_child_group, which first scans all's child list for
-    the group: quadratic in the number of groups (20,000 cluster groups at 100k hosts). A group this
-    parse created is known not to be there yet, so a childless one is linked as add_child_group links
-    it (parent, child, depth, its hosts' ancestors) without the scan; one with child groups (a keyed
-    group's parent_group) goes through the public add_child."""
-    all_group = inv.groups["all"]
-    for group in new_groups:
-        if group.parent_groups:
-            continue
-        if group.child_groups:
-            inv.add_child("all", group.name)
-            continue
-        all_group.child_groups.append(group)
-        group.parent_groups.append(all_group)
-        group.depth = max(all_group.depth + 1, group.depth)
-        for host in group.get_hosts():
-            host.populate_ancestors(additions=(all_group,))
-    all_group.clear_hosts_cache()
+    attach_to_all(inv, new_groups)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: ignore[misc]
@@ -319,6 +274,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         if use_cache and cache:
             try:
                 plan = plan_from_cache(self._cache[cache_key], source_stamp)
+                if not is_publish_form(plan):
+                    plan = None
             except KeyError:
                 plan = None
         if plan is None:
@@ -339,60 +296,69 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         try:
             _fail(problems)
             plan, warnings = build_plan(documents, allow_empty)
+            form = publish_form(plan)
         except FleetError as exc:
             raise FleetParserError(str(exc)) from None
         for warning in warnings:
             self.display.warning(f"edgefleet.k8s.fleet: {warning}")
-        return plan
+        return form
 
     def _populate(self, plan: dict[str, t.Any]) -> None:
+        """Publish a plan in publish_form: groups, the edgefleet and cluster group vars, hosts and memberships."""
         # Bypass the per-variable inspection proxy: the plan is validated plain data, and copying and
         # tagging every value of 100k hosts is what makes generic inventories slow.
         inv: t.Any = getattr(self.inventory, "__wrapped__", self.inventory)
         # No group waits for reconcile_inventory to make it a child of all (the usual case: this is the first
         # source): the groups this parse creates can be put under all here, in the same order, and cheaply.
-        before = set(inv.groups) if all(g.parent_groups or g.name == "all" for g in inv.groups.values()) else None
-        for group in plan["groups"]:
-            inv.add_group(group)
+        before = fresh_groups(inv)
         compose = self.get_option("compose")
         cgroups = self.get_option("groups")
         keyed = self.get_option("keyed_groups")
         strict = self.get_option("strict")
         construct = bool(compose or cgroups or keyed)
+        # A fresh inventory and no constructed groups: hosts and memberships are written directly, once per host.
+        direct = not construct and direct_publish_ok(inv, plan, before)
+        for group in plan["groups"]:
+            inv.add_group(group)
         hosts = inv.hosts
         groups = inv.groups
-        memo: dict[str, t.Any] = {}
+        truster = Truster(_trust_str)
         # Each fact is published once, at its level: fleet-wide values on the edgefleet group, the rest of a
         # site's facts on its cluster group, node facts on the host. A host resolves the same merged values.
-        sites = plan["sites"]
-        fleet_keys = fleet_wide_keys(plan)
-        fleet_vars = _trusted_vars({k: sites[0]["vars"][k] for k in fleet_keys}, memo) if sites else {}
+        fleet_vars = truster.variables(plan["fleet_vars"])
         groups["edgefleet"].vars.update(fleet_vars)
-        for site in sites:
-            site_vars = _trusted_vars({k: v for k, v in site["vars"].items() if k not in fleet_keys}, memo)
-            # groups are [edgefleet, cluster_<site>, region_.., model_.., channel_.., distribution, extra...]
-            cluster_group = site["groups"][1]
-            for group in site["groups"]:
+        source = inv.current_source
+        # what InventoryData.add_host sets on a new host first
+        source_vars = {"inventory_file": source, "inventory_dir": basedir(source) if source else None}
+        for site in plan["sites"]:
+            site_groups_names, group_vars, roles, nodes = site
+            site_vars = truster.variables(group_vars)
+            cluster_group = site_groups_names[1]
+            for group in site_groups_names:
                 inv.add_group(group)
             groups[cluster_group].vars.update(site_vars)
+            if direct:
+                publish_memberships(inv, Host, source_vars, site, truster)
+                continue
             # Group objects are looked up once per site; membership goes through Group.add_host, which keeps
             # host and group in step. One public add_child per host keeps InventoryData's own caches right.
-            site_groups = [groups[g] for g in site["groups"][2:]]
-            role_groups = {key: [groups[g] for g in key] for key in {tuple(n["groups"]) for n in site["nodes"]}}
-            for node in site["nodes"]:
-                name = node["name"]
+            site_groups = [groups[g] for g in site_groups_names[2:]]
+            role_groups = [[groups[g] for g in role] for role in roles]
+            for name, node_vars, role in nodes:
                 inv.add_host(name, group=cluster_group)
                 host = hosts[name]
                 host_vars = host.vars
-                host_vars.update(_trusted_vars(node["vars"], memo))
+                host_vars.update(truster.variables(node_vars))
                 inv.add_child("edgefleet", name)
                 for group_obj in site_groups:
                     group_obj.add_host(host)
-                for group_obj in role_groups[tuple(node["groups"])]:
+                for group_obj in role_groups[role]:
                     group_obj.add_host(host)
                 if construct:
                     merged = {**fleet_vars, **site_vars, **host_vars}
                     self._construct(compose, cgroups, keyed, strict, merged, host_vars, name)
+        if direct:
+            inv._groups_dict_cache = {}  # as InventoryData.add_host leaves it
         if before is not None:
             _attach_to_all(inv, [g for name, g in groups.items() if name not in before])
 

@@ -207,12 +207,12 @@ def gc_paused() -> t.Iterator[None]:
 
 
 # Version of the cache entry's layout; an entry of another version is a miss.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 def cache_entry(plan: dict[str, t.Any], source_stamp: dict[str, list[int]]) -> dict[str, t.Any]:
-    """The inventory cache entry of a plan: the plan as one JSON text, so that the cache plugin's own
-    encoder and decoder, which visit every value in Python, see a single string."""
+    """The inventory cache entry of a plan (in the plugin's publish form): the plan as one JSON text, so that
+    the cache plugin's own encoder and decoder, which visit every value in Python, see a single string."""
     return {"format": CACHE_FORMAT, "stamp": source_stamp, "plan": json.dumps(plan, separators=(",", ":"))}
 
 

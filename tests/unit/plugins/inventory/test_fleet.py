@@ -196,8 +196,8 @@ def test_cache_is_used_and_invalidated_by_source_mtime(tmp_path: Path) -> None:
     assert len(entries) == 1
     outer = json.loads(entries[0].read_text())
     data = json.loads(outer["__payload__"]) if "__payload__" in outer else outer  # ansible-core 2.19 wraps it
-    plan = json.loads(data["plan"])  # the plan is kept as one JSON text
-    plan["sites"][0]["nodes"][0]["vars"]["ansible_host"] = "192.0.2.99"
+    plan = json.loads(data["plan"])  # the plan is kept as one JSON text, in the plugin's publish form
+    plan["sites"][0][3][0][1]["ansible_host"] = "192.0.2.99"  # site 0, its nodes, node 0, its vars
     data["plan"] = json.dumps(plan)
     if "__payload__" in outer:
         outer["__payload__"] = json.dumps(data)

@@ -89,3 +89,52 @@ def test_new_groups_are_linked_under_all_as_ansible_core_links_them(
     slow = [_graph(inv) for inv in _inventories(tmp_path / "slow")]
     assert fast == slow
     assert fast[2]["groups"]["cluster_s000000"][0] != []  # the cluster groups do hang under a parent
+
+
+def _state(inv: t.Any, root: Path) -> dict[str, t.Any]:
+    """Everything the direct publish writes, in order: hosts with their vars and groups, groups with their hosts,
+    vars, parents, children and depth (inventory_file and inventory_dir relative to root)."""
+
+    def relative(value: t.Any) -> t.Any:
+        return value.replace(str(root), "") if isinstance(value, str) else value
+
+    hosts = {
+        name: ({k: relative(v) for k, v in host.vars.items()}, [g.name for g in host.groups])
+        for name, host in inv.hosts.items()
+    }
+    groups = {
+        name: (
+            [h.name for h in g.hosts],
+            g.vars,
+            [p.name for p in g.parent_groups],
+            [c.name for c in g.child_groups],
+            g.depth,
+            sorted(g.host_names),
+        )
+        for name, g in inv.groups.items()
+    }
+    return {"hosts": list(hosts.items()), "groups": list(groups.items())}
+
+
+def test_direct_publish_writes_what_add_host_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fresh inventory the plugin creates hosts and memberships itself; the result must be what ansible-core's
+    add_host/add_child path (taken for a second source or constructed groups) gives, in the same order."""
+    from ansible_collections.edgefleet.k8s.plugins.inventory import fleet
+
+    direct = [_state(inv, tmp_path / "direct") for inv in _inventories(tmp_path / "direct")]
+    monkeypatch.setattr(fleet, "direct_publish_ok", lambda *args: False)
+    through_core = [_state(inv, tmp_path / "core") for inv in _inventories(tmp_path / "core")]
+    assert direct == through_core
+
+
+def test_fast_trust_is_trust_as_template() -> None:
+    from ansible.module_utils._internal._datatag import AnsibleTagHelper
+    from ansible.template import trust_as_template
+    from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_publish import fast_trust
+
+    trust = fast_trust(trust_as_template)
+    for text in ("plain", "", "with {{ marker }}", "ünïcode"):
+        fast, slow = trust(text), trust_as_template(text)
+        assert fast == slow and type(fast) is type(slow)
+        assert AnsibleTagHelper.tags(fast) == AnsibleTagHelper.tags(slow)
+    assert fast_trust(lambda value: value)("x") == "x"  # no template trust (ansible-core < 2.19): unchanged
