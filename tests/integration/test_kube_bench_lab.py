@@ -252,7 +252,7 @@ def test_gate_fails_without_the_cert_mode_fix_and_the_fix_survives_a_rewrite(lab
         sh("kb1", "systemctl start edgefleet-cert-modes.path")
     sh("kb1", f"install -m 0644 {crt} {crt}.rewrite && mv {crt}.rewrite {crt} && systemctl restart k3s.service")
     modes = ""
-    for _ in range(60):
+    for _attempt in range(60):
         modes = sh("kb1", f"stat -c '%a %n' {tls}/*.crt").stdout
         if all(line.startswith("600 ") for line in modes.splitlines()):
             break
