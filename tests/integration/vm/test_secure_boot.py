@@ -64,10 +64,16 @@ def booted(secure_boot: str) -> Iterator[VmHost]:
 
 
 @pytest.fixture(scope="module")
-def ansible() -> Iterator[Ansible]:
+def ansible(request: pytest.FixtureRequest) -> Iterator[Ansible]:
+    """Each run's JSON result and stderr go to LOGS: kept when a test failed, removed when all passed."""
+    failed_before = request.session.testsfailed
     shutil.rmtree(LOGS, ignore_errors=True)
     LOGS.mkdir(mode=0o700, parents=True)
     yield Ansible(LOGS, {}, inventory=INVENTORY)
+    if request.session.testsfailed > failed_before or os.environ.get("EDGEFLEET_VM_KEEP_LOGS"):
+        log(f"logs kept in {LOGS}")
+    else:
+        shutil.rmtree(LOGS, ignore_errors=True)
 
 
 def preflight(ansible: Ansible, name: str) -> tuple[PlayRun, str]:
