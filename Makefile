@@ -54,8 +54,8 @@ TEST_LANES ?= 2
 # lane took 51 min). The lab lane therefore runs at a lower priority and fills what the VM leaves free.
 LAB_LANE_NICE ?= 5
 TEST_BUILDS := controlplane-bundle kubectl helm kube-bench lab-image lab-vm-image
-# The VM lane: the VM tests, then the lab tests marked lab_late (-k: the second runs even when the first failed).
-VM_TEST_TARGETS := test-vm-full test-lab-late
+# The VM lane: the VM tests (the Secure Boot pair after the dm-crypt sequence), then the lab tests marked lab_late (-k: the second runs even when the first failed).
+VM_TEST_TARGETS := test-vm-full test-vm-secureboot test-lab-late
 test: gates units
 	@$(MAKE) --no-print-directory $(TEST_BUILDS)
 ifeq ($(TEST_LANES),1)

@@ -4,7 +4,8 @@
 - `Ansible`: runs `ansible-playbook` with the ansible.posix.json stdout callback, so a run's counts and
   task results are data (`PlayRun`), not text scraped from the PLAY RECAP. Verbose output (-vvv) goes to
   stderr (ANSIBLE_VERBOSE_TO_STDERR); both streams are kept as log files.
-- `qemu_running()` / `start_vm()` / `stop_vm()`: the VM's pid files and the up/check/down scripts.
+- `qemu_running()` / `start_vm()` / `stop_vm()`: the VM's pid files and the up/check/down scripts (`env` for
+  a VM other than the lab's, as the Secure Boot test boots).
 
 Named vmlab (not conftest) because the other integration tests import the `conftest` module by name.
 """
@@ -52,13 +53,22 @@ def qemu_running() -> bool:
     return _pid_alive(VM_RUN / "qemu.pid", f"{VM_RUN}/")
 
 
-def _script(name: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(VM_LAB / name)], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+def _script(name: str, timeout: float, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VM_LAB / name)],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def start_vm() -> subprocess.CompletedProcess[str]:
-    """tests/lab/vm/up.sh: build or reuse the image, boot (or reuse a running VM), wait for ssh."""
-    return _script("up.sh", 1800)
+def start_vm(env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """tests/lab/vm/up.sh: build or reuse the image, boot (or reuse a running VM), wait for ssh. `env` sets
+    up.sh's variables for a VM other than the lab's (VM_RUN, VM_NAME, VM_SSH_PORT, VM_INVENTORY, VM_BOOT...)."""
+    return _script("up.sh", 1800, env)
 
 
 def check_vm() -> subprocess.CompletedProcess[str]:
@@ -66,9 +76,9 @@ def check_vm() -> subprocess.CompletedProcess[str]:
     return _script("check.sh", 600)
 
 
-def stop_vm() -> subprocess.CompletedProcess[str]:
+def stop_vm(env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """tests/lab/vm/down.sh: ends only the qemu and swtpm whose pids the run directory records."""
-    return _script("down.sh", 120)
+    return _script("down.sh", 120, env)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float) -> bool:

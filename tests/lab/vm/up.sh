@@ -7,6 +7,12 @@
 # software TPM 2.0 (swtpm, state per run). The only network is qemu user-net
 # with restrict=on: the guest reaches nothing, and its sshd is forwarded to
 # 127.0.0.1:$VM_SSH_PORT only. Writes inventories/lab/generated/vm.yml.
+#
+# VM_BOOT=efi boots the same root image through UEFI instead of -kernel/-initrd: OVMF from Debian's
+# ovmf package (the Secure Boot capable code image, q35 with SMM), the ESP of build-esp.sh (signed
+# shim, signed grub, the signed kernel), VM_SECURE_BOOT=on with the Microsoft keys enrolled
+# (OVMF_VARS_4M.ms.fd: Secure Boot enforced) or off with no keys (OVMF_VARS_4M.fd: setup mode,
+# nothing enforced). A writable copy of the vars lives in the run directory.
 set -euo pipefail
 source "$(dirname "$0")/vm-lib.sh"
 
@@ -66,19 +72,45 @@ swtpm socket --tpm2 --tpmstate dir="$VM_RUN/tpm" \
 for _ in $(seq 50); do [[ -S "$VM_RUN/swtpm.sock" ]] && break; sleep 0.1; done
 [[ -S "$VM_RUN/swtpm.sock" ]] || vm_die "swtpm did not create its socket (see $VM_RUN/swtpm.log)"
 
+esp_args=()
+boot_args=(-kernel "$base/vmlinuz" -initrd "$base/initrd.img"
+  -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet")
+case "${VM_BOOT:-kernel}" in
+  kernel) ;;
+  efi)
+    esp=$("$VM_DIR/build-esp.sh")
+    case "${VM_SECURE_BOOT:-on}" in
+      on) vars=/usr/share/OVMF/OVMF_VARS_4M.ms.fd ;;
+      off) vars=/usr/share/OVMF/OVMF_VARS_4M.fd ;;
+      *) vm_die "VM_SECURE_BOOT must be on or off" ;;
+    esac
+    code=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+    [[ -f "$code" && -f "$vars" ]] || vm_die "$code or $vars is missing (apt-get install ovmf)"
+    cp "$vars" "$VM_RUN/OVMF_VARS.fd"
+    boot_args=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
+      -global ICH9-LPC.disable_s3=1
+      -drive if=pflash,format=raw,unit=0,readonly=on,file="$code"
+      -drive if=pflash,format=raw,unit=1,file="$VM_RUN/OVMF_VARS.fd")
+    # After the other disks on the command line, so the root disk stays /dev/vda.
+    esp_args=(-drive file="$esp",if=none,id=esp,format=raw,readonly=on
+      -device virtio-blk-pci,drive=esp,serial=edgefleet-esp,bootindex=0)
+    ;;
+  *) vm_die "VM_BOOT must be kernel or efi" ;;
+esac
+
 disk() { printf -- '-drive file=%s,if=none,id=%s,format=%s,cache=unsafe -device virtio-blk-pci,drive=%s,serial=%s' "$@"; }
 # shellcheck disable=SC2046
 qemu-system-x86_64 -name "$VM_NAME" \
   -accel tcg,tb-size=256 -cpu "${VM_CPU:-qemu64}" -m "${VM_MEMORY:-2048}" -smp 2 \
   -display none -serial file:"$VM_RUN/console.log" -monitor none \
   -daemonize -pidfile "$VM_RUN/qemu.pid" \
-  -kernel "$base/vmlinuz" -initrd "$base/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet" \
+  "${boot_args[@]}" \
   $(disk "$VM_RUN/root.qcow2" root qcow2 root edgefleet-root) \
   $(disk "$VM_RUN/data.img" data raw data edgefleet-data) \
   $(disk "$VM_RUN/data2.img" data2 raw data2 edgefleet-data2) \
   $(disk "$VM_RUN/spare1.img" spare1 raw spare1 edgefleet-spare1) \
   $(disk "$VM_RUN/spare2.img" spare2 raw spare2 edgefleet-spare2) \
+  "${esp_args[@]}" \
   -chardev socket,id=chrtpm,path="$VM_RUN/swtpm.sock" \
   -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
   -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:"$VM_SSH_PORT"-:22 \

@@ -8,13 +8,16 @@ VM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$VM_DIR/../../.." && pwd)"
 EDGEFLEET_CACHE="${EDGEFLEET_CACHE:-$HOME/.cache/edgefleet}"
 VM_CACHE="$EDGEFLEET_CACHE/vm"
-VM_RUN="$VM_CACHE/run"
-VM_NAME="edgefleet-vm"
+# A second VM beside the lab's (the Secure Boot test) sets its own VM_RUN, VM_NAME, VM_SSH_PORT and
+# VM_INVENTORY; the defaults are the lab's.
+VM_RUN="${VM_RUN:-$VM_CACHE/run}"
+VM_NAME="${VM_NAME:-edgefleet-vm}"
 VM_SSH_PORT="${VM_SSH_PORT:-2222}"
 VM_USER="edge"
 VM_KEY="$EDGEFLEET_CACHE/lab/id_ed25519"
-VM_INVENTORY="$REPO_ROOT/inventories/lab/generated/vm.yml"
-VM_PACKAGES=(qemu-system-x86 qemu-utils swtpm swtpm-tools mmdebstrap openssh-client e2fsprogs)
+VM_INVENTORY="${VM_INVENTORY:-$REPO_ROOT/inventories/lab/generated/vm.yml}"
+VM_PACKAGES=(qemu-system-x86 qemu-utils swtpm swtpm-tools mmdebstrap openssh-client e2fsprogs
+  ovmf shim-signed grub-efi-amd64-signed mtools dosfstools fdisk)
 
 vm_log() { printf '[lab-vm] %s\n' "$*" >&2; }
 vm_die() { printf '[lab-vm] ERROR: %s\n' "$*" >&2; exit 1; }
