@@ -21,6 +21,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
+    LOOSE_CERT_FIND,
     ROLES,
     Distribution,
     NodeIdentity,
@@ -347,6 +348,7 @@ def node_facts(dist: Distribution, req: ConfigRequest, plan: ConfigPlan) -> dict
         "role_name": dist.role_name(req.role),
         "registers_node": dist.registers_node(req.role, plan.exec_args),
         "cert_dirs": dist.cert_dirs(req.role) if req.cis else [],
+        "loose_cert_find": list(LOOSE_CERT_FIND),
         "server_url": req.server_url,
         "join_token": {
             "needed": not req.is_init_server,

@@ -194,7 +194,7 @@ class Distribution:
         return os.path.join(self.cis_dir, name)
 
     def cert_dirs(self, role: str) -> list[str]:
-        """The certificate directories of a node of ``role``, each watched on its own (not recursively)."""
+        """The certificate directories of a node of ``role``, each watched and swept on its own (not recursively)."""
         return list(self.pki_dirs[self.normalize_role(role)])
 
     def kubectl_argv(self) -> list[str]:
@@ -377,6 +377,14 @@ class Distribution:
             "removal_paths": self.removal_paths(),
         }
 
+
+# find(1) arguments, after the certificate directories, that select the certificates and keys looser than 0600
+# in them (not in their subdirectories): what edgefleet-cert-modes.service and the role's sweep both set to 0600.
+LOOSE_CERT_FIND = (
+    *("-maxdepth", "1", "-type", "f"),
+    *("(", "-name", "*.crt", "-o", "-name", "*.key", "-o", "-name", "*.pem", ")"),
+    *("-perm", "/0177"),
+)
 
 # The kubelet's limit of processes per pod (CIS 4.2.13), so that a fork bomb in one pod cannot use up the node's
 # process IDs. 4096 is far above what an edge workload runs in one pod.

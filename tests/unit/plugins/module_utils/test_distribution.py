@@ -633,6 +633,11 @@ def test_node_facts_name_the_certificate_directories_kept_at_0600(tmp_path: Path
     assert _apply(K0S, tmp_path, role="worker", host="w1", validate_only=True)["node"]["cert_dirs"] == []
     off = _apply(K3S, tmp_path, role="server", host="s1", cis=False, validate_only=True)["node"]
     assert off["cert_dirs"] == []
+    # what the unit and the role's sweep give find(1) after the directories: files looser than 0600, one level
+    assert server["loose_cert_find"] == [
+        *("-maxdepth", "1", "-type", "f", "(", "-name", "*.crt", "-o", "-name", "*.key", "-o", "-name", "*.pem", ")"),
+        *("-perm", "/0177"),
+    ]
 
 
 def test_k3s_kubelet_gets_the_tls_floor_and_a_pod_pid_limit_on_every_role() -> None:
