@@ -218,10 +218,6 @@ def _fail(problems: Problems) -> None:
         raise FleetParserError(str(FleetError(problems.errors)))
 
 
-def _attach_to_all(inv: t.Any, new_groups: list[t.Any]) -> None:
-    attach_to_all(inv, new_groups)
-
-
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: ignore[misc]
     NAME = "edgefleet.k8s.fleet"
 
@@ -360,7 +356,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
         if direct:
             inv._groups_dict_cache = {}  # as InventoryData.add_host leaves it
         if before is not None:
-            _attach_to_all(inv, [g for name, g in groups.items() if name not in before])
+            attach_to_all(inv, [g for name, g in groups.items() if name not in before])
 
     def _construct(
         self, compose: t.Any, cgroups: t.Any, keyed: t.Any, strict: bool, merged: t.Any, host_vars: t.Any, name: str

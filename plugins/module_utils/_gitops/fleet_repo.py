@@ -79,11 +79,15 @@ class ClusterEntry:
     engine_namespace: str = ""
     network_policies: bool = True
 
+    def engine_ns(self) -> str:
+        """The engine's namespace: the one given, else the engine's default (call only for flux or argocd)."""
+        return self.engine_namespace or _netpol.ENGINE_NAMESPACES[self.engine]
+
     def netpol_component(self, base_dir: str) -> str | None:
         """The folder of the cluster's NetworkPolicy component (None: the cluster gets none)."""
         if not self.network_policies or self.engine not in _netpol.ENGINE_NAMESPACES:
             return None
-        namespace = self.engine_namespace or _netpol.ENGINE_NAMESPACES[self.engine]
+        namespace = self.engine_ns()
         suffix = "" if namespace == _netpol.ENGINE_NAMESPACES[self.engine] else f"-{namespace}"
         return f"{base_dir}/{_netpol.FOLDER}/{self.engine}{suffix}"
 
@@ -208,9 +212,8 @@ def render(clusters: list[ClusterEntry], base: str = "base", components_dir: str
                     "resources": [_netpol.FILE],
                 }
             )
-            namespace = entry.engine_namespace or _netpol.ENGINE_NAMESPACES[entry.engine]
             files[f"{netpol_dir}/{_netpol.FILE}"] = HEADER + _netpol.dump(
-                _netpol.policies(entry.engine, namespace, MARKER_NAMESPACE)
+                _netpol.policies(entry.engine, entry.engine_ns(), MARKER_NAMESPACE)
             )
             component_dirs.insert(0, netpol_dir)
         folder = posixpath.normpath(entry.path.strip("/"))

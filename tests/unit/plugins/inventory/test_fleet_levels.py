@@ -85,7 +85,7 @@ def test_new_groups_are_linked_under_all_as_ansible_core_links_them(
             if not group.parent_groups:
                 inv.add_child("all", group.name)
 
-    monkeypatch.setattr(fleet, "_attach_to_all", public)
+    monkeypatch.setattr(fleet, "attach_to_all", public)
     slow = [_graph(inv) for inv in _inventories(tmp_path / "slow")]
     assert fast == slow
     assert fast[2]["groups"]["cluster_s000000"][0] != []  # the cluster groups do hang under a parent
