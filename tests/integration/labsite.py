@@ -24,6 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 FLEET = REPO / "inventories" / "lab" / "lab.fleet.yml"
@@ -120,6 +122,18 @@ class Site:
         self.work = work
         self.fleet = fleet
         self.count = 0
+
+    def write_own_fleet(
+        self, defaults: dict[str, Any], sites: list[dict[str, Any]], group_vars: dict[str, Any] | None = None
+    ) -> None:
+        """A test's own fleet: its fleet file, and beside it group_vars/all.yml with how Ansible reaches the lab's
+        containers (LAB_CONNECTION_VARS) and the test's other vars."""
+        inventory = self.fleet.parent
+        (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
+        all_vars = {**LAB_CONNECTION_VARS, **(group_vars or {})}
+        (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(all_vars))
+        fleet = {"plugin": "edgefleet.k8s.fleet", "defaults": defaults, "sites": sites}
+        self.fleet.write_text(yaml.safe_dump(fleet, sort_keys=False))
 
     def _argv(self, *extra: str, playbook: str = "site.yml") -> tuple[list[str], dict[str, str], Path, Path]:
         self.count += 1

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 import yaml
-from labsite import CACHE, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
+from labsite import CACHE, Site, lab_fleet_defaults, lab_versions, scenario_containers
 
 pytestmark = pytest.mark.lab
 
@@ -68,15 +68,6 @@ class Lab(Site):
     def __init__(self, work: Path) -> None:
         inventory = work / "inventory"
         super().__init__(work, inventory / "ew.fleet.yml")
-        (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-        (inventory / "group_vars" / "all.yml").write_text(
-            yaml.safe_dump(
-                {
-                    **LAB_CONNECTION_VARS,
-                    "edgefleet_registry_auth": {"mirror.site.local": {"username": "ew-puller", "password": PASSWORD}},
-                }
-            )
-        )
         self.write_fleet(REGISTRIES)
 
     def write_fleet(self, registries: Any) -> None:
@@ -101,8 +92,8 @@ class Lab(Site):
                 "nodes": [{"name": "ew3", "address": NODES["ew3"], "role": "server"}],
             },
         ]
-        fleet = {"plugin": "edgefleet.k8s.fleet", "defaults": defaults, "sites": sites}
-        self.fleet.write_text(yaml.safe_dump(fleet, sort_keys=False))
+        auth = {"mirror.site.local": {"username": "ew-puller", "password": PASSWORD}}
+        self.write_own_fleet(defaults, sites, {"edgefleet_registry_auth": auth})
 
     def play(self, *extra: str, timeout: int = 900) -> Any:
         started = time.monotonic()

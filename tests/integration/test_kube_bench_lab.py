@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 import yaml
-from labsite import LAB, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
+from labsite import LAB, Site, lab_fleet_defaults, lab_versions, scenario_containers
 from labsite import bash_on as sh
 
 # lab: a podman-lab test; kube_bench: make test-kube-bench runs it (make test-lab deselects it).
@@ -86,8 +86,6 @@ class Lab(Site):
     def __init__(self, work: Path, sites: list[dict[str, Any]] | None = None) -> None:
         inventory = work / "inventory"
         super().__init__(work, inventory / "kb.fleet.yml")
-        (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-        (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(LAB_CONNECTION_VARS))
         k3s, k0s = VERSIONS["EDGEFLEET_LAB_K3S_VERSION"], VERSIONS["EDGEFLEET_LAB_K0S_VERSION"]
         defaults = lab_fleet_defaults("sqlite", k3s, k0s)
         sites = sites or [
@@ -106,8 +104,7 @@ class Lab(Site):
                 "nodes": [{"name": "kb3", "address": NODES["kb3"], "role": "server"}],
             },
         ]
-        fleet = {"plugin": "edgefleet.k8s.fleet", "defaults": defaults, "sites": sites}
-        self.fleet.write_text(yaml.safe_dump(fleet, sort_keys=False))
+        self.write_own_fleet(defaults, sites)
 
 
 def k3s_detection(detect: str) -> Callable[[Path], None]:
