@@ -41,28 +41,27 @@ venv: $(VENV)/.ready
 
 include $(sort $(wildcard mk/*.mk))
 
-# `make test`: the gates and unit tests, then the builds both lanes use (one at a time: they fill
-# the same caches), then two lanes at once (tests/lab/lanes.sh): the VM lane (test-vm-full, qemu/TCG)
-# and the lab lane (everything else in TEST_TARGETS: podman lab, stand-ins, Flux, whose build only
-# that lane needs). The lanes use separate hosts. Both are CPU-bound on a 2-core machine, so running
-# them together saves only the idle time of each (docs/lab.md has the measured lane times). The VM lane
-# then runs the lab tests marked lab_late (test-lab-late), so that the lanes end closer together.
-# TEST_LANES=1 runs them one after the other.
-TEST_LANES ?= 2
-# The VM lane is the longer one, and TCG slows down far more than the lab does when the two share the CPU
-# (measured: the VM's first half took 52 min beside the lab lane against about 22 min alone, while the lab
-# lane took 51 min). The lab lane therefore runs at a lower priority and fills what the VM leaves free.
+# `make test`: the gates and unit tests, then the builds the lanes use (one at a time: they fill the
+# same caches), then three lanes at once (tests/lab/lanes.sh), on separate hosts:
+#   vm   the dm-crypt and Secure Boot VM tests (qemu/TCG), then the podman tests marked lab_late;
+#   lab  test-lab: the Molecule scenarios and the tests marked lab, LAB_JOBS (2) at a time;
+#   api  every other target in TEST_TARGETS: stand-ins on the host, Flux, Helm, AWX, kube-bench, docs.
+# The VM is the longest lane and the one that loses most when it shares the CPU, so its qemu runs at
+# VM_NICE (tests/lab/vm/up.sh); the other lanes fill what it leaves (docs/lab.md has the lane times).
+# TEST_LANES=1 runs every target one after the other.
+TEST_LANES ?= 3
 LAB_LANE_NICE ?= 5
-TEST_BUILDS := controlplane-bundle kubectl helm kube-bench lab-image lab-vm-image
-# The VM lane: the VM tests (the Secure Boot pair after the dm-crypt sequence), then the lab tests marked lab_late (-k: the second runs even when the first failed).
+TEST_BUILDS := controlplane-bundle kubectl helm kube-bench flux gitops-lab-bundle docs-browser lab-image lab-vm-image
 VM_TEST_TARGETS := test-vm-full test-vm-secureboot test-lab-late
+LAB_TEST_TARGETS := test-lab
 test: gates units
 	@$(MAKE) --no-print-directory $(TEST_BUILDS)
 ifeq ($(TEST_LANES),1)
 	@$(MAKE) --no-print-directory $(TEST_TARGETS)
 else
 	@tests/lab/lanes.sh "vm=$(MAKE) --no-print-directory -k $(VM_TEST_TARGETS)" \
-	  "lab=nice -n $(LAB_LANE_NICE) $(MAKE) --no-print-directory $(filter-out $(VM_TEST_TARGETS),$(TEST_TARGETS))"
+	  "lab=nice -n $(LAB_LANE_NICE) $(MAKE) --no-print-directory $(LAB_TEST_TARGETS)" \
+	  "api=nice -n $(LAB_LANE_NICE) $(MAKE) --no-print-directory -k $(filter-out $(VM_TEST_TARGETS) $(LAB_TEST_TARGETS),$(TEST_TARGETS))"
 endif
 	@echo "make test: all gates and tests passed"
 

@@ -56,11 +56,33 @@ for n in $nodes_before; do
 done
 NODES=$NODES "$LAB_DIR/up.sh" || exit 1
 
+# The scenarios run LAB_JOBS at a time (default 2): each has its own nodes and addresses (docs/lab.md),
+# and one scenario alone leaves most of the CPU idle while it waits on its nodes. Each scenario's
+# output is prefixed with its name; a scenario's result is a file in $results, read back in list order.
+LAB_JOBS="${LAB_JOBS:-2}"
+results=$(mktemp -d)
 for s in "${scenarios[@]}"; do
   [[ -f extensions/molecule/$s/molecule.yml ]] || { lab_log "no scenario extensions/molecule/$s"; failures+=("molecule $s (missing)"); continue; }
   ran+=("$s")
-  step "molecule test -s $s" molecule test -s "$s"
 done
+run_scenario() {
+  local s=$1 t0=$SECONDS
+  lab_log "=== molecule test -s $s"
+  if molecule test -s "$s" 2>&1 | sed -u "s/^/[$s] /"; then
+    lab_log "=== molecule test -s $s: passed ($((SECONDS - t0)) s)"; echo passed >"$results/$s"
+  else
+    lab_log "=== molecule test -s $s: FAILED ($((SECONDS - t0)) s)"; echo failed >"$results/$s"
+  fi
+}
+export -f run_scenario lab_log
+export results
+t0=$SECONDS
+printf '%s\n' "${ran[@]}" | xargs -r -P "$LAB_JOBS" -I{} bash -o pipefail -c 'run_scenario "$1"' _ {}
+for s in "${ran[@]}"; do
+  [[ $(cat "$results/$s" 2>/dev/null) == passed ]] || failures+=("molecule test -s $s")
+done
+rm -rf "$results"
+lab_log "=== ${#ran[@]} Molecule scenario(s), $LAB_JOBS at a time: $((SECONDS - t0)) s"
 
 # tests/integration: the tests marked `lab` (pytestmark = pytest.mark.lab). Every other integration
 # test carries the marker of the make target that runs it, with its own prerequisites (markers in
@@ -69,7 +91,7 @@ done
 itest_markers=$(python -c 'import tomllib;print(" or ".join(m.split(":")[0].strip() for m in tomllib.load(open("pyproject.toml","rb"))["tool"]["pytest"]["ini_options"]["markers"]))')
 lab_itests() {
   python -m pytest -q -p no:cacheprovider --durations=0 --continue-on-collection-errors -m "lab and not kube_bench" \
-    tests/integration
+    -n "$LAB_JOBS" --dist loadgroup -rP tests/integration
   local rc=$?
   (( rc == 5 )) && { lab_log "tests/integration: no test is marked lab"; return 0; }
   return "$rc"

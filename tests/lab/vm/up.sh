@@ -8,6 +8,13 @@
 # with restrict=on: the guest reaches nothing, and its sshd is forwarded to
 # 127.0.0.1:$VM_SSH_PORT only. Writes inventories/lab/generated/vm.yml.
 #
+# CPU share: -smp ${VM_SMP:-2}, and VM_NICE (default -10) for qemu. The kernel groups processes by
+# session (sched autogroup), and qemu -daemonize starts a session of its own; each lab container's
+# services start more. Under that grouping a nice value set on a process counts only inside its own
+# group, so qemu's group gets the nice value too (/proc/PID/autogroup). Without it a busy podman lab
+# beside the VM gets most of the CPU, and a guest with two vCPUs loses far more than its share: a
+# vCPU that is not scheduled holds up the other (its locks, its TLB flushes).
+#
 # VM_BOOT=efi boots the same root image through UEFI instead of -kernel/-initrd: OVMF from Debian's
 # ovmf package (the Secure Boot capable code image, q35 with SMM), the ESP of build-esp.sh (signed
 # shim, signed grub, the signed kernel), VM_SECURE_BOOT=on with the Microsoft keys enrolled
@@ -101,7 +108,7 @@ esac
 disk() { printf -- '-drive file=%s,if=none,id=%s,format=%s,cache=unsafe -device virtio-blk-pci,drive=%s,serial=%s' "$@"; }
 # shellcheck disable=SC2046
 qemu-system-x86_64 -name "$VM_NAME" \
-  -accel tcg,tb-size=256 -cpu "${VM_CPU:-qemu64}" -m "${VM_MEMORY:-2048}" -smp 2 \
+  -accel tcg,tb-size=256 -cpu "${VM_CPU:-qemu64}" -m "${VM_MEMORY:-2048}" -smp "${VM_SMP:-2}" \
   -display none -serial file:"$VM_RUN/console.log" -monitor none \
   -daemonize -pidfile "$VM_RUN/qemu.pid" \
   "${boot_args[@]}" \
@@ -116,6 +123,13 @@ qemu-system-x86_64 -name "$VM_NAME" \
   -netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:"$VM_SSH_PORT"-:22 \
   -device virtio-net-pci,netdev=n0
 
+qemu_pid=$(cat "$VM_RUN/qemu.pid")
+if [[ -w /proc/$qemu_pid/autogroup ]]; then
+  echo "${VM_NICE:--10}" >"/proc/$qemu_pid/autogroup" || vm_log "cannot set the nice value of qemu's autogroup"
+fi
+for task in /proc/"$qemu_pid"/task/*; do
+  renice -n "${VM_NICE:--10}" -p "${task##*/}" >/dev/null || vm_log "cannot renice qemu thread ${task##*/}"
+done
 vm_log "booting (TCG; ssh usually answers after about 50 s)"
 if ! vm_wait_ssh "${VM_BOOT_TIMEOUT:-420}"; then
   tail -n 30 "$VM_RUN/console.log" >&2 || true
