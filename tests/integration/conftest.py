@@ -155,22 +155,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[labsite.Site]:
         pytest.fail(
             "the lab nodes edgefleet-node1..4 are not up (make lab-up); tests/lab/run-integration.sh brings them up"
         )
-    try:
-        yield labsite.Site(tmp_path_factory.mktemp("lab-site"))
-    finally:
-        labsite.unpause(*labsite.NODES)
-
-
-# --------------------------------------------------------------------------- parallel runs (pytest-xdist)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for `-n N --dist loadgroup` (tests/lab/run-integration.sh): the tests of one file run in one
-    worker, so a file's module-scoped fleet is built once; every test on the shared lab nodes
-    (edgefleet-node1..4, the `site` fixture) runs in one worker, since those nodes are one fleet. Files with
-    containers of their own (their own address block, docs/lab.md) may run beside each other."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = "lab-nodes" if "site" in getattr(item, "fixturenames", ()) else item.path.stem
-            item.add_marker(pytest.mark.xdist_group(group))
+    # The lab nodes are one fleet: with `pytest -n N --dist loadfile` (tests/lab/run-integration.sh) two files that
+    # use them may run at once in two workers, so each file holds the lab's lock for as long as it uses them.
+    with labsite.shared_lab_lock():
+        try:
+            yield labsite.Site(tmp_path_factory.mktemp("lab-site"))
+        finally:
+            labsite.unpause(*labsite.NODES)

@@ -11,6 +11,7 @@ stand-ins (a real kube-apiserver on kine/SQLite behind a K3s/K0s-shaped CLI), no
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -74,6 +75,20 @@ def podman(*args: str) -> subprocess.CompletedProcess[str]:
 def lab_is_up() -> bool:
     names = podman("ps", "--format", "{{.Names}}").stdout.split()
     return all(CONTAINER.format(n) in names for n in NODES)
+
+
+@contextlib.contextmanager
+def shared_lab_lock() -> Iterator[None]:
+    """Held while a test module uses the shared lab nodes (node1..4), so that modules run by parallel pytest
+    workers take turns on them."""
+    path = CACHE / "lab" / "shared-nodes.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pause(*nodes: str) -> None:

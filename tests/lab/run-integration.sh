@@ -91,7 +91,7 @@ lab_log "=== ${#ran[@]} Molecule scenario(s), $LAB_JOBS at a time: $((SECONDS - 
 itest_markers=$(python -c 'import tomllib;print(" or ".join(m.split(":")[0].strip() for m in tomllib.load(open("pyproject.toml","rb"))["tool"]["pytest"]["ini_options"]["markers"]))')
 lab_itests() {
   python -m pytest -q -p no:cacheprovider --durations=0 --continue-on-collection-errors -m "lab and not kube_bench" \
-    -n "$LAB_JOBS" --dist loadgroup -rP tests/integration
+    -n "$LAB_JOBS" --dist loadfile -rP tests/integration
   local rc=$?
   (( rc == 5 )) && { lab_log "tests/integration: no test is marked lab"; return 0; }
   return "$rc"
