@@ -14,7 +14,7 @@
 # the encrypted volumes pays for it. The guest kernel also boots with mitigations=off (VM_KERNEL_ARGS):
 # a test VM that runs only our code, where retpolines make every fork and exec much slower under TCG.
 #
-# CPU share: -smp ${VM_SMP:-2}, and VM_NICE (default -5) for qemu. The kernel groups processes by
+# CPU share: -smp ${VM_SMP:-2}, and VM_NICE (default -10) for qemu. The kernel groups processes by
 # session (sched autogroup), and qemu -daemonize starts a session of its own; each lab container's
 # services start more. Under that grouping a nice value set on a process counts only inside its own
 # group, so qemu's group gets the nice value too (/proc/PID/autogroup). Without it a busy podman lab
@@ -131,10 +131,10 @@ qemu-system-x86_64 -name "$VM_NAME" \
 
 qemu_pid=$(cat "$VM_RUN/qemu.pid")
 if [[ -w /proc/$qemu_pid/autogroup ]]; then
-  echo "${VM_NICE:--5}" >"/proc/$qemu_pid/autogroup" || vm_log "cannot set the nice value of qemu's autogroup"
+  echo "${VM_NICE:--10}" >"/proc/$qemu_pid/autogroup" || vm_log "cannot set the nice value of qemu's autogroup"
 fi
 for task in /proc/"$qemu_pid"/task/*; do
-  renice -n "${VM_NICE:--5}" -p "${task##*/}" >/dev/null || vm_log "cannot renice qemu thread ${task##*/}"
+  renice -n "${VM_NICE:--10}" -p "${task##*/}" >/dev/null || vm_log "cannot renice qemu thread ${task##*/}"
 done
 vm_log "booting (TCG; ssh usually answers after about 50 s)"
 if ! vm_wait_ssh "${VM_BOOT_TIMEOUT:-420}"; then
