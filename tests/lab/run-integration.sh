@@ -65,16 +65,13 @@ for s in "${scenarios[@]}"; do
   [[ -f extensions/molecule/$s/molecule.yml ]] || { lab_log "no scenario extensions/molecule/$s"; failures+=("molecule $s (missing)"); continue; }
   ran+=("$s")
 done
+scenario_test() { molecule test -s "$1" 2>&1 | sed -u "s/^/[$1] /"; }
+# In its own bash (xargs): `step` logs it as every other step, and its failures list starts empty there.
 run_scenario() {
-  local s=$1 t0=$SECONDS
-  lab_log "=== molecule test -s $s"
-  if molecule test -s "$s" 2>&1 | sed -u "s/^/[$s] /"; then
-    lab_log "=== molecule test -s $s: passed ($((SECONDS - t0)) s)"; echo passed >"$results/$s"
-  else
-    lab_log "=== molecule test -s $s: FAILED ($((SECONDS - t0)) s)"; echo failed >"$results/$s"
-  fi
+  step "molecule test -s $1" scenario_test "$1"
+  (( ${#failures[@]} )) || echo passed >"$results/$1"
 }
-export -f run_scenario lab_log
+export -f step scenario_test run_scenario lab_log
 export results
 t0=$SECONDS
 printf '%s\n' "${ran[@]}" | xargs -r -P "$LAB_JOBS" -I{} bash -o pipefail -c 'run_scenario "$1"' _ {}

@@ -8,18 +8,19 @@
 # with restrict=on: the guest reaches nothing, and its sshd is forwarded to
 # 127.0.0.1:$VM_SSH_PORT only. Writes inventories/lab/generated/vm.yml.
 #
-# CPU model: qemu64 (an AMD model, so the guest kernel needs no Meltdown page-table isolation, which
-# costs much under TCG) plus AES-NI, PCLMULQDQ, SSSE3, SSE4.1/4.2 and POPCNT: without AES-NI dm-crypt
-# falls back to the kernel's table-driven AES, which TCG emulates at a few MiB/s, and every write to
-# the encrypted volumes pays for it. The guest kernel also boots with mitigations=off (VM_KERNEL_ARGS):
-# a test VM that runs only our code, where retpolines make every fork and exec much slower under TCG.
+# CPU model: qemu64 (an AMD model: the guest kernel turns on no Meltdown page-table isolation) plus
+# AES-NI, PCLMULQDQ, SSSE3, SSE4.1/4.2 and POPCNT (with AES-NI and PCLMULQDQ alone the guest kernel hit a
+# kernel warning at boot and never reached ssh; with these it boots and uses its aesni driver):
+# without AES-NI dm-crypt falls back to the kernel's table-driven AES, measured under TCG at about
+# 1 MiB/s for writes, and every write to the encrypted volumes pays for it. The guest kernel also boots
+# with mitigations=off (VM_KERNEL_ARGS), a test VM that runs only our code: measured, fork and exec
+# took half the time.
 #
 # CPU share: -smp ${VM_SMP:-2}, and VM_NICE (default -10) for qemu. The kernel groups processes by
 # session (sched autogroup), and qemu -daemonize starts a session of its own; each lab container's
 # services start more. Under that grouping a nice value set on a process counts only inside its own
 # group, so qemu's group gets the nice value too (/proc/PID/autogroup). Without it a busy podman lab
-# beside the VM gets most of the CPU, and a guest with two vCPUs loses far more than its share: a
-# vCPU that is not scheduled holds up the other (its locks, its TLB flushes).
+# beside the VM got most of the CPU (docs/lab.md, "Where the CPU goes").
 #
 # VM_BOOT=efi boots the same root image through UEFI instead of -kernel/-initrd: OVMF from Debian's
 # ovmf package (the Secure Boot capable code image, q35 with SMM), the ESP of build-esp.sh (signed
