@@ -36,9 +36,14 @@ while (( ${#running[@]} > 0 )); do
 done
 # The other lane's output interleaves with a failure and a CI log keeps only its end: repeat the
 # end of each failed lane's log last, next to the summary.
+# A lane made with -k goes on after a failed target, so its end may show only passes: name the
+# failed targets and tests, and the failed Ansible tasks, after its last lines.
 for name in "${failed[@]}"; do
   echo "--- the last 40 lines of lane $name ($logs/$name.log):"
   tail -n 40 "$logs/$name.log" | sed "s/^/[$name] /"
+  echo "--- what failed in lane $name:"
+  grep -E '^make(\[[0-9]+\])?: \*\*\*|^(FAILED|ERROR) |^[A-Za-z0-9_./-]+\.py::[^ ]+ (FAILED|ERROR)|^fatal: |failed=[1-9]|^E  ' \
+    "$logs/$name.log" | head -n 60 | sed "s/^/[$name] /"
 done
 printf '%s\n' "${summary[@]}"
 exit "$rc"
