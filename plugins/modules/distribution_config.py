@@ -157,6 +157,19 @@ options:
         restarting the unit still restarts it on the next run.
       - Not written in check mode. Without it, RV(restart_required) only reflects this call's changes.
     type: path
+  default_sa_namespaces:
+    description:
+      - The namespaces whose C(default) ServiceAccount the caller stops from mounting API tokens (CIS 5.1.5; the
+        C(edgefleet.k8s.distribution) role does that on the init server once the cluster is up).
+      - The module writes nothing for them; it validates the names with the other inputs, so a name the API server
+        would refuse stops every host before any is changed. Each must be a namespace name (an RFC 1123 label).
+    type: list
+    elements: str
+    default: []
+  default_sa_namespaces_name:
+    description: The variable name O(default_sa_namespaces) came from, used in messages.
+    type: str
+    default: default_sa_namespaces
 notes:
   - The known K3s keys are the table in C(plugins/module_utils/_distribution/k3s_flag_table.py); the known K0s keys
     are in C(plugins/module_utils/_distribution/k0s_schema.py).

@@ -114,7 +114,7 @@ def test_valid_audit_policy_is_used(controlplane_factory, tmp_path: Path) -> Non
     log = tmp_path / "audit.log"
     cp = controlplane_factory(f"audit-policy-file={policy}", f"audit-log-path={log}")
     assert cp.kubectl("get", "namespaces").returncode == 0
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # the lanes beside this one keep the CPU busy
     while time.monotonic() < deadline and not (log.exists() and '"level":"Metadata"' in log.read_text()):
         time.sleep(0.5)
     assert '"level":"Metadata"' in log.read_text()

@@ -96,8 +96,11 @@ def _assert_no_host_touched(result: subprocess.CompletedProcess[str]) -> str:
     return out
 
 
-def test_unknown_key_and_inline_token_both_reported_before_any_host(tmp_path: Path) -> None:
-    typo = {"edgefleet_distribution_config": {"kube-apiserver-args": ["x=1"]}}
+def test_unknown_key_bad_namespace_and_inline_token_all_reported_before_any_host(tmp_path: Path) -> None:
+    typo = {
+        "edgefleet_distribution_config": {"kube-apiserver-args": ["x=1"]},
+        "edgefleet_distribution_default_sa_namespaces": ["default", "Kube_Public"],
+    }
     inline_token = {"edgefleet_distribution_config": {"token": "s3cr3t-inline"}}
     site_a = {"name": "site-a", "nodes": [_node("a1", "127.0.0.2")], "vars": typo}
     site_b = {"name": "site-b", "nodes": [_node("b1", "127.0.0.3")], "vars": inline_token}
@@ -105,6 +108,8 @@ def test_unknown_key_and_inline_token_both_reported_before_any_host(tmp_path: Pa
     # Both problems, each naming its host and key: not just the first one found.
     assert "a1" in out and "kube-apiserver-args" in out, out
     assert "b1" in out and "token" in out, out
+    # A namespace the API server would refuse is found on the controller too, not at its apply on the init server.
+    assert "a1: edgefleet_distribution_default_sa_namespaces[1] is 'Kube_Public'" in out, out
     # The inline token's value is a secret: it must not be echoed back.
     assert "s3cr3t-inline" not in out, out
 

@@ -62,6 +62,8 @@ class ConfigRequest:
     overrides_name: str = "overrides"
     path: str | None = None
     token_file: str | None = None
+    default_sa_namespaces: tuple[str, ...] = ()
+    default_sa_namespaces_name: str = "default_sa_namespaces"
 
     @property
     def server_url(self) -> str | None:
@@ -153,11 +155,28 @@ def check_topology(dist: Distribution, req: ConfigRequest, given_role: str) -> t
     return problems, warnings
 
 
+# A namespace name: an RFC 1123 label.
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+
+
+def check_namespaces(req: ConfigRequest) -> list[str]:
+    """Problems of the namespaces whose ``default`` ServiceAccount the role patches (CIS 5.1.5): a name the API
+    server would refuse fails here, on the controller, not at the apply on the init server."""
+    host = req.host or "this host"
+    return [
+        f"{host}: {req.default_sa_namespaces_name}[{index}] is {name!r}; allowed: a namespace name, 1-63 of a-z, "
+        "0-9 and '-', starting and ending with a letter or digit"
+        for index, name in enumerate(req.default_sa_namespaces)
+        if not _NAMESPACE.match(name)
+    ]
+
+
 def plan_config(dist: Distribution, req: ConfigRequest, given_role: str | None = None) -> ConfigPlan:
-    """Topology checks, then the strategy's own plan; with a bad role, no plan at all."""
+    """Topology and namespace checks, then the strategy's own plan; with a bad role, no plan at all."""
     given_role = given_role or req.role
     req = replace(req, role=dist.normalize_role(req.role))  # K0s: controller/worker
     problems, warnings = check_topology(dist, req, given_role)
+    problems += check_namespaces(req)
     if req.role not in ROLES:
         return ConfigPlan(dist, req.role, None, "", [], problems, warnings)
     plan = dist.plan(req)
@@ -322,6 +341,8 @@ def request_from_params(dist: Distribution, params: Mapping[str, Any]) -> Config
         overrides_name=str(params.get("overrides_name") or "overrides"),
         path=params.get("path") or None,
         token_file=token_file,
+        default_sa_namespaces=tuple(str(n) for n in params.get("default_sa_namespaces") or ()),
+        default_sa_namespaces_name=str(params.get("default_sa_namespaces_name") or "default_sa_namespaces"),
     )
 
 
@@ -527,6 +548,8 @@ def argument_spec(names: Sequence[str], role_names: Sequence[str]) -> dict[str, 
         "generate_token": {"type": "bool", "default": True},
         "validate_only": {"type": "bool", "default": False},
         "restart_marker": {"type": "path"},
+        "default_sa_namespaces": {"type": "list", "elements": "str", "default": []},
+        "default_sa_namespaces_name": {"type": "str", "default": "default_sa_namespaces"},
     }
 
 

@@ -326,6 +326,24 @@ def test_every_problem_is_listed_at_once_naming_host_and_key() -> None:
     assert "s3cret" not in text
 
 
+def test_a_bad_default_service_account_namespace_is_named_with_the_other_problems() -> None:
+    plan = _plan(
+        K3S,
+        host="node1",
+        role="server",
+        datastore="dqlite",
+        default_sa_namespaces=("default", "Kube_Public", "-edge", "x" * 64, "kube-node-lease"),
+        default_sa_namespaces_name="edgefleet_distribution_default_sa_namespaces",
+    )
+    bad = [p for p in plan.problems if "edgefleet_distribution_default_sa_namespaces" in p]
+    assert [p.split(" is ")[0] for p in bad] == [
+        f"node1: edgefleet_distribution_default_sa_namespaces[{i}]" for i in (1, 2, 3)
+    ]
+    assert "'Kube_Public'; allowed: a namespace name, 1-63 of a-z, 0-9 and '-'" in bad[0]
+    assert len(plan.problems) == 4 and "dqlite" in plan.problems[0]  # listed with the topology's problem
+    assert not _plan(K0S, host="c1", role="controller", default_sa_namespaces=("default", "a" * 63)).problems
+
+
 def test_server_option_on_an_agent_is_named() -> None:
     plan = _plan(K3S, host="a1", role="agent", server_address="s", overrides={"cluster-cidr": "10.0.0.0/16"})
     assert plan.problems == ["a1: overrides key 'cluster-cidr': is a K3s server option, not valid on an agent"]

@@ -108,6 +108,27 @@ def test_k3s_module_fails_listing_every_problem(tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "config.yaml").exists() and not (tmp_path / "token").exists()
 
 
+def test_validate_only_refuses_a_bad_service_account_namespace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = {
+        "distribution": "k0s",
+        "role": "controller",
+        "host": "c1",
+        "path": str(tmp_path / "k0s.yaml"),
+        "validate_only": True,
+        "default_sa_namespaces_name": "edgefleet_distribution_default_sa_namespaces",
+    }
+    res = run_module(distribution_config, {**params, "default_sa_namespaces": ["default", "kube.public"]}, capsys)
+    assert res["failed"]
+    assert res["problems"] == [
+        "c1: edgefleet_distribution_default_sa_namespaces[1] is 'kube.public'; allowed: a namespace name, 1-63 of "
+        "a-z, 0-9 and '-', starting and ending with a letter or digit"
+    ]
+    assert not res.get("changed") and not (tmp_path / "k0s.yaml").exists()
+    assert not run_module(distribution_config, {**params, "default_sa_namespaces": ["default"]}, capsys).get("failed")
+
+
 def test_k0s_module_worker_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     res = run_module(
         distribution_config,
