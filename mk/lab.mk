@@ -3,7 +3,7 @@
 # integration runner that `make test` calls.
 NODES ?= 4
 
-.PHONY: lab-bootstrap lab-image lab-up lab-down test-lab
+.PHONY: lab-bootstrap lab-image lab-up lab-down test-lab test-lab-late test-lab-own
 lab-bootstrap:
 	tests/lab/bootstrap.sh
 
@@ -30,3 +30,10 @@ test-lab-late: venv controlplane-bundle
 	$(BIN)/python -m pytest -v -s --durations=0 -p no:cacheprovider -m lab_late tests/integration
 
 TEST_TARGETS += test-lab-late
+
+# More of them (marker lab_own): the upgrade and the edge-workloads tests. `make test` runs them in its api lane,
+# which ends earliest, so the lab lane, the longest, loses their time.
+test-lab-own: venv controlplane-bundle
+	$(BIN)/python -m pytest -v -s --durations=0 -p no:cacheprovider -m lab_own tests/integration
+
+TEST_TARGETS += test-lab-own

@@ -34,7 +34,8 @@ import pytest
 import yaml
 from labsite import CACHE, Site, lab_fleet_defaults, lab_versions, scenario_containers
 
-pytestmark = pytest.mark.lab
+# lab_own: containers of its own; make test-lab-own runs it (in make test, in the api lane), not make test-lab.
+pytestmark = pytest.mark.lab_own
 
 SCENARIO = "edge-workloads"
 NODES = {"ew1": "10.231.0.222", "ew2": "10.231.0.223", "ew3": "10.231.0.224"}

@@ -39,7 +39,8 @@ from labsite import (
     unpause,
 )
 
-pytestmark = pytest.mark.lab
+# lab_own: containers of its own; make test-lab-own runs it (in make test, in the api lane), not make test-lab.
+pytestmark = pytest.mark.lab_own
 
 LAB = REPO / "tests" / "lab"
 SCENARIO = "upgrade"
