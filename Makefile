@@ -46,7 +46,7 @@ include $(sort $(wildcard mk/*.mk))
 #   vm   the dm-crypt and Secure Boot VM tests (qemu/TCG), then the podman tests marked lab_late;
 #   lab  test-lab: the Molecule scenarios and the tests marked lab, LAB_JOBS (2) at a time;
 #   api  every other target in TEST_TARGETS: stand-ins on the host, Flux, Helm, AWX, kube-bench, docs, and last
-#        the podman tests marked lab_own (test-lab-own), which would otherwise make the lab lane the longest.
+#        the podman tests marked lab_own (test-lab-own: edge workloads), taken off the lab lane, the longest.
 # The VM is the longest lane and the one that loses most when it shares the CPU, so its qemu runs at
 # VM_NICE (tests/lab/vm/up.sh); the other lanes fill what it leaves (docs/lab.md has the lane times).
 # TEST_LANES=1 runs every target one after the other.

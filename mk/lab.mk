@@ -31,8 +31,9 @@ test-lab-late: venv controlplane-bundle
 
 TEST_TARGETS += test-lab-late
 
-# More of them (marker lab_own): the upgrade and the edge-workloads tests. `make test` runs them in its api lane,
-# which ends earliest, so the lab lane, the longest, loses their time.
+# More of them (marker lab_own): the edge-workloads test. `make test` runs it at the end of its api lane, which
+# ends earliest; the lab lane is the longest. (The upgrade tests stay in the lab lane: in its two pytest workers
+# they take about half their 820 s, at the end of the api lane all of it, which would make that lane the longest.)
 test-lab-own: venv controlplane-bundle
 	$(BIN)/python -m pytest -v -s --durations=0 -p no:cacheprovider -m lab_own tests/integration
 

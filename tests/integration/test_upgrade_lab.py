@@ -39,8 +39,7 @@ from labsite import (
     unpause,
 )
 
-# lab_own: containers of its own; make test-lab-own runs it (in make test, in the api lane), not make test-lab.
-pytestmark = pytest.mark.lab_own
+pytestmark = pytest.mark.lab
 
 LAB = REPO / "tests" / "lab"
 SCENARIO = "upgrade"
