@@ -32,8 +32,8 @@ test-lab-late: venv controlplane-bundle
 TEST_TARGETS += test-lab-late
 
 # More of them (marker lab_own): the edge-workloads test. `make test` runs it at the end of its api lane, which
-# ends earliest; the lab lane is the longest. (The upgrade tests stay in the lab lane: in its two pytest workers
-# they take about half their 820 s, at the end of the api lane all of it, which would make that lane the longest.)
+# ends earliest; the lab lane is the longest. The upgrade tests stay in the lab lane, where they share its two
+# pytest workers; at the end of the api lane they would make that lane the longest (docs/lab.md has the times).
 test-lab-own: venv controlplane-bundle
 	$(BIN)/python -m pytest -v -s --durations=0 -p no:cacheprovider -m lab_own tests/integration
 

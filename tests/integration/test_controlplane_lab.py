@@ -55,8 +55,8 @@ K0S_FILE = f"k0s-{VERSIONS['EDGEFLEET_LAB_K0S_VERSION']}-amd64"
 SERVER_DB = "/var/lib/rancher/k3s/server/db/state.db"
 NODE_TOKEN = "/var/lib/rancher/k3s/server/node-token"
 # How long a poll waits for something the stand-ins do on their own (join, 401, health, manifests). make test runs
-# this file beside the VM and lab lanes, which keep both cores of the machine busy; the polls were 30-90 s, a margin
-# such a machine can miss. A pass returns as soon as the condition holds.
+# this file beside the VM and lab lanes, which keep every core of the machine busy, so the margin is wide. A pass
+# returns as soon as the condition holds.
 LOADED_WAIT = 240.0
 K3S_UNIT = """\
 [Unit]
