@@ -42,7 +42,7 @@ for name in "${failed[@]}"; do
   echo "--- the last 40 lines of lane $name ($logs/$name.log):"
   tail -n 40 "$logs/$name.log" | sed "s/^/[$name] /"
   echo "--- what failed in lane $name:"
-  grep -E '^make(\[[0-9]+\])?: \*\*\*|^(FAILED|ERROR) |^[A-Za-z0-9_./-]+\.py::[^ ]+ (FAILED|ERROR)|^fatal: |failed=[1-9]|^E  ' \
+  grep -E '^make(\[[0-9]+\])?: \*\*\*|^(FAILED|ERROR) [A-Za-z0-9_./-]+\.py|^[A-Za-z0-9_./-]+\.py::[^ ]+ (FAILED|ERROR)|^fatal: |failed=[1-9]|^E  |=== .*: FAILED \(' \
     "$logs/$name.log" | head -n 60 | sed "s/^/[$name] /"
 done
 printf '%s\n' "${summary[@]}"
