@@ -15,6 +15,7 @@ import re
 import typing as t
 from urllib.parse import urlsplit
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import is_dns1123_label
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registries as _registries
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import wasm as _wasm
@@ -109,7 +110,6 @@ PUBLISHED_VARS = CLUSTER_VARS | frozenset(
 )
 
 # Every pattern is used with fullmatch: `$` would also match before a final newline ("ber-01\n").
-_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _NUMERIC_RE = re.compile(r"[0-9.]+")  # looks like an IP address but is not one
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -279,12 +279,8 @@ DQLITE_MESSAGE = (
 Plan = dict[str, t.Any]
 
 
-def _is_label(value: object) -> bool:
-    return isinstance(value, str) and _LABEL_RE.fullmatch(value) is not None
-
-
 def _check_name(ctx: Ctx, key: str, value: object, what: str) -> str | None:
-    if _is_label(value):
+    if is_dns1123_label(value):
         return t.cast(str, value)
     ctx.bad_value(
         key, value, f"a DNS-1123 label for the {what}: 1-63 of a-z, 0-9 and '-', starting and ending alphanumeric"
@@ -631,7 +627,7 @@ def build_plan(documents: t.Iterable[tuple[str, t.Any]], allow_empty: bool = Fal
         site = _build_site(ctx, raw, reg, seen)
         if isinstance(raw, dict) and isinstance(raw.get("groups"), list):
             for group in raw["groups"]:
-                if _is_label(group):
+                if is_dns1123_label(group):
                     extra_groups.setdefault(group_name(group), (file, ctx.site, ctx.key("groups")))
         if site is not None:
             plan_sites.append(site)
@@ -789,7 +785,7 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
         if not isinstance(raw_groups, list):
             ctx.bad_value("groups", raw_groups, "a list of DNS-1123 labels (extra groups for the site's nodes)")
         for index, group in enumerate(raw_groups if isinstance(raw_groups, list) else []):
-            if not _is_label(group):
+            if not is_dns1123_label(group):
                 ctx.bad_value(
                     f"groups[{index}]", group, "a DNS-1123 label (an extra group for the site's nodes; '-' becomes '_')"
                 )

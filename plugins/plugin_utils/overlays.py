@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import typing as t
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import is_dns1123_label
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops import helm as _helm
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Ctx, Problems, did_you_mean, text_of
 
@@ -35,7 +36,6 @@ ROLE_GROUPS = frozenset(("servers", "agents", "k3s_servers", "k3s_agents", "k0s_
 
 _PATH_RE = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9_.-]*[a-z0-9])?)*\Z")  # \Z: no final newline
 _KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 
 
 def group_name(value: str) -> str:
@@ -166,7 +166,7 @@ def _parse_helm(ctx: Ctx, raw: object, rules: list[Rule]) -> HelmConfig | None:
     names: dict[str, str] = {}
     for key, default in (("release", _helm.DEFAULT_RELEASE), ("namespace", _helm.DEFAULT_NAMESPACE)):
         value = raw.get(key, default)
-        if not isinstance(value, str) or not _DNS1123.match(value):
+        if not isinstance(value, str) or not is_dns1123_label(value):
             ctx.bad_value(key, value, "a DNS-1123 label (a-z, 0-9, '-', max 63)")
             value = default
         names[key] = value

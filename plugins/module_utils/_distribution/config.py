@@ -18,6 +18,7 @@ from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import REDACTED, redact
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import as_list, merge_layers
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import is_dns1123_label
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
@@ -155,10 +156,6 @@ def check_topology(dist: Distribution, req: ConfigRequest, given_role: str) -> t
     return problems, warnings
 
 
-# A namespace name: an RFC 1123 label.
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-
-
 def check_namespaces(req: ConfigRequest) -> list[str]:
     """Problems of the namespaces whose ``default`` ServiceAccount the role patches (CIS 5.1.5): a name the API
     server would refuse fails here, on the controller, not at the apply on the init server."""
@@ -167,7 +164,7 @@ def check_namespaces(req: ConfigRequest) -> list[str]:
         f"{host}: {req.default_sa_namespaces_name}[{index}] is {name!r}; allowed: a namespace name, 1-63 of a-z, "
         "0-9 and '-', starting and ending with a letter or digit"
         for index, name in enumerate(req.default_sa_namespaces)
-        if not _NAMESPACE.match(name)
+        if not is_dns1123_label(name)
     ]
 
 

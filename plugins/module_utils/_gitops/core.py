@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import is_dns1123_label
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._gitops.helm import HelmSettings, argocd_source, helmrelease
 
@@ -53,7 +54,6 @@ MANIFEST_DIRS = MappingProxyType(
 SECRET_KEYS = frozenset({"identity", "sshPrivateKey", "password", "bearerToken", "data", "stringData"})
 
 # \Z, not $: `$` also matches before a final newline, and "name\n" is not a name.
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+\Z")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
 _GIT_URL = re.compile(r"^(ssh://|https://|http://|git@[^:]+:)")
@@ -239,7 +239,7 @@ def validate(
     problems: list[str] = []
     if engine not in ENGINES:
         problems.append(f"engine: found {engine!r}, allowed: {', '.join(ENGINES)}")
-    if not _DNS1123.match(facts.cluster or ""):
+    if not is_dns1123_label(facts.cluster):
         problems.append(f"cluster: found {facts.cluster!r}, allowed: a DNS-1123 label (a-z, 0-9, '-', max 63)")
     path = facts.path or ""
     if not path or path.startswith("/") or ".." in path.split("/"):
@@ -261,7 +261,7 @@ def validate(
             problems.append(f"{key}: found {value!r}, allowed: a Go duration such as 30s, 2m, 1h")
     names = (("flux.namespace", flux.namespace), ("flux.name", flux.name), ("argocd.namespace", argo.namespace))
     for key, value in names:
-        if not _DNS1123.match(value or ""):
+        if not is_dns1123_label(value):
             problems.append(f"{key}: found {value!r}, allowed: a DNS-1123 label")
     if argo.agent_mode not in AGENT_MODES:
         problems.append(f"argocd.agent_mode: found {argo.agent_mode!r}, allowed: {', '.join(AGENT_MODES)}")
@@ -272,7 +272,7 @@ def validate(
     if argo.backoff_factor < 1:
         problems.append(f"argocd.backoff_factor: found {argo.backoff_factor}, allowed: an integer >= 1")
     for name in facts.overlays:
-        if not _DNS1123.match(name):
+        if not is_dns1123_label(name):
             problems.append(f"overlays: found {name!r}, allowed: DNS-1123 overlay names")
     return problems
 

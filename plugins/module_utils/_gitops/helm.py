@@ -28,13 +28,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import is_dns1123_label
+
 VALUES_FILE = "values.yaml"
 VALUES_KEY = "values.yaml"  # the ConfigMap key holding a layer's values, for valuesFrom
 HELMRELEASE_API = "helm.toolkit.fluxcd.io/v2"
 DEFAULT_RELEASE = "edgefleet"
 DEFAULT_NAMESPACE = "default"
 
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _PATH = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9_.-]*[a-z0-9])?)*\Z")
 
 
@@ -188,7 +189,7 @@ def validate(settings: HelmSettings, key: str = "helm") -> list[str]:
     if not _PATH.match(settings.chart or "") or ".." in settings.chart.split("/"):
         problems.append(f"{key}.chart: found {settings.chart!r}, allowed: a folder of the fleet repo, e.g. charts/app")
     for name, value in (("release", settings.release), ("namespace", settings.namespace)):
-        if not _DNS1123.match(value or ""):
+        if not is_dns1123_label(value):
             problems.append(f"{key}.{name}: found {value!r}, allowed: a DNS-1123 label (a-z, 0-9, '-', max 63)")
     if not settings.layers or settings.layers[0].name != "base":
         problems.append(f"{key}.layers: the first layer must be the base, found {[x.name for x in settings.layers]}")
