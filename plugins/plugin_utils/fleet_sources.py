@@ -26,7 +26,7 @@ from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems impor
 try:
     import yaml
     from yaml.constructor import ConstructorError
-    from yaml.nodes import MappingNode, Node, SequenceNode
+    from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
     HAS_YAML = True
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
@@ -35,6 +35,13 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 SOURCE_EXTENSIONS: tuple[str, ...] = (".yml", ".yaml", ".json")
 REGISTRY_KEYS: tuple[str, ...] = ("defaults", "overlays", "sites")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+# Scalar tags the resolver gives a plain or quoted scalar; a document holding only these (and str, map, seq)
+# is built by _construct_tree. Any other tag (an explicit one such as !!binary or !!set) takes the loader's
+# own path.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp"))
 # Constructors of scalars that can fail on a value the resolver or an explicit tag sends them
 # (`!!int x`, `!!timestamp 2024-13-45`, a 5000-digit integer): their errors get the node's line.
 _GUARDED_TAGS = tuple(
@@ -196,12 +203,15 @@ def stamp(paths: t.Iterable[str]) -> dict[str, list[int]]:
 def gc_paused() -> t.Iterator[None]:
     """No cyclic garbage collection while a fleet is read and published: that work allocates millions of
     objects and frees almost none, and each full collection would walk all of them again. The collector's
-    previous state is restored afterwards."""
+    previous state is restored afterwards, after every object alive then is frozen (gc.freeze): the hosts
+    and groups live as long as the run does, and without the freeze the first collection after the parse
+    would walk all of them, as would every full collection of the playbook run after it."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if was_enabled:
             gc.enable()
 
@@ -280,7 +290,9 @@ def _load_yaml(path: str, raw: bytes, problems: Problems, limits: Limits) -> t.A
             if problem:
                 fail(problem)
                 return None
-            data = loader.construct_document(node)
+            data = _construct_tree(loader, node) if _plain(raw) else _NOT_PLAIN
+            if data is _NOT_PLAIN:
+                data = loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -304,6 +316,61 @@ def _load_yaml(path: str, raw: bytes, problems: Problems, limits: Limits) -> t.A
 
 
 _COLLECTIONS: frozenset[type] = frozenset((MappingNode, SequenceNode)) if HAS_YAML else frozenset()
+_NOT_PLAIN = object()
+
+
+def _plain(raw: bytes) -> bool:
+    """No anchor, alias, merge key or explicit tag can be in the text: its nodes form a plain tree."""
+    return b"&" not in raw and b"*" not in raw and b"<<" not in raw and b"!" not in raw
+
+
+def _construct_tree(loader: t.Any, root: t.Any) -> t.Any:
+    """The document of a plain tree (see _plain), built as the safe loader builds it, in one recursion with no
+    per-node bookkeeping: the loader's own construction keeps state for aliases and recursive structures,
+    which a tree has none of, and that state was most of its cost. Scalars other than strings go through the
+    loader's (guarded) constructors; duplicate keys are recorded as the loader records them, and the last
+    one wins, as there. Returns _NOT_PLAIN for anything else (a key that is a collection, a tag outside
+    _PLAIN_TAGS): the caller then uses the loader's own path. Depth is bounded by _check_tree before."""
+    constructors = loader.yaml_constructors
+
+    def build(node: t.Any) -> t.Any:
+        kind = type(node)
+        tag = node.tag
+        if kind is ScalarNode:
+            if tag == _STR_TAG:
+                return node.value
+            if tag in _PLAIN_TAGS:
+                return constructors[tag](loader, node)
+            raise _Fallback
+        if kind is SequenceNode and tag == _SEQ_TAG:
+            return [build(item) for item in node.value]
+        if kind is not MappingNode or tag != _MAP_TAG:
+            raise _Fallback
+        mapping: dict[t.Any, t.Any] = {}
+        pairs = node.value
+        for key_node, value_node in pairs:
+            if type(key_node) is not ScalarNode:
+                raise _Fallback
+            mapping[build(key_node)] = build(value_node)
+        if len(mapping) != len(pairs):
+            first: dict[t.Any, t.Any] = {}
+            for key_node, _value in pairs:
+                key = build(key_node)
+                if key in first:
+                    loader.duplicates.append((key, key_node.start_mark, first[key]))
+                else:
+                    first[key] = key_node.start_mark
+        return mapping
+
+    try:
+        return build(root)
+    except _Fallback:
+        del loader.duplicates[:]
+        return _NOT_PLAIN
+
+
+class _Fallback(Exception):
+    """Raised inside _construct_tree for a node it does not build."""
 
 
 def _children(node: t.Any) -> t.Iterator[t.Any]:
