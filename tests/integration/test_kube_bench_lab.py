@@ -60,9 +60,21 @@ RUNS = {
 STANDIN_GAPS = {
     "1.1.9": ("kb1", "kb3", "no CNI runs in the lab, so /var/lib/cni/networks holds no file to check"),
     "1.1.10": ("kb1", "kb3", "no CNI runs in the lab, so /var/lib/cni/networks holds no file to check"),
-    "1.2.2": ("kb1", "kb3", "the stand-in checks K3s tokens with kube-apiserver's --token-auth-file; K3s does not"),
-    "5.1.6": ("kb1", "kb3", "no pod runs in the lab (no kubelet), so there is no pod whose token mount to check"),
-    "1.2.26": ("kb1", "the stand-in's kine serves its unix socket without TLS: no --etcd-cafile (graded on kb3, etcd)"),
+    "5.1.6": (
+        "kb1",
+        "kb3",
+        "no pod exists in the lab (no controller-manager, scheduler or kubelet), so the audit lists nothing and "
+        "kube-bench grades its empty output FAIL",
+    ),
+}
+# Scored checks that real K3s at its defaults FAILs as well (docs/hardening.md says where in K3s's source), kept out
+# of the gate the same way, only on the nodes named.
+K3S_OWN_FAILS = {
+    "1.2.26": (
+        "kb1",
+        "K3s serves kine on its unix socket without TLS unless the hidden, experimental kine-tls is set, so it gives "
+        "kube-apiserver no --etcd-cafile on SQLite (graded on kb3, etcd)",
+    ),
 }
 REMOTE = "/opt/edgefleet-kube-bench"
 JQ_FILES = ("/usr/bin/jq", "/lib/x86_64-linux-gnu/libjq.so.1", "/lib/x86_64-linux-gnu/libonig.so.5")
@@ -227,8 +239,13 @@ def test_kube_bench_k3s_cis_gate(lab: tuple[Lab, Path]) -> None:
         gaps = [i for i in scored_fails if node in STANDIN_GAPS.get(i, ())[:-1]]
         for check in gaps:
             note(f"{node}   stand-in gap, not graded: {check}: {STANDIN_GAPS[check][-1]}")
-        failed[node] = [i for i in scored_fails if i not in gaps]
-    assert failed == {node: [] for node in RUNS}, f"scored kube-bench FAILs (stand-in gaps left out): {failed}"
+        k3s_own = [i for i in scored_fails if node in K3S_OWN_FAILS.get(i, ())[:-1]]
+        for check in k3s_own:
+            note(f"{node}   K3s's own FAIL at its defaults, not graded: {check}: {K3S_OWN_FAILS[check][-1]}")
+        failed[node] = [i for i in scored_fails if i not in gaps and i not in k3s_own]
+    assert failed == {node: [] for node in RUNS}, (
+        f"scored kube-bench FAILs (stand-in gaps and K3s's own FAILs left out): {failed}"
+    )
 
 
 def test_gate_fails_without_the_cert_mode_fix_and_the_fix_survives_a_rewrite(lab: tuple[Lab, Path]) -> None:

@@ -8,10 +8,10 @@ edgefleet-sd1..3 (sd1..sd3, 10.231.0.217-219): cluster sd-k3s, sd1 its server (S
 converged with playbooks/site.yml through a fleet file the test writes.
 
 The binaries are the lab's K3s STAND-IN, NOT K3s: a real kube-apiserver on kine/SQLite behind a K3s-shaped CLI
-(tests/lab/controlplane). Its `k3s token rotate` rewrites the server's token and, once the server restarts, its
-kube-apiserver's static token file holds only the new token, so a request with the old token gets a real 401 from
-kube-apiserver. Its agents authenticate with the token itself (real K3s agents use it only to join), so an agent
-left on the old token would lose its Node's heartbeat: staying registered shows it got the new one.
+(tests/lab/controlplane). Its `k3s token rotate` rewrites the server's token and, once the server restarts, the
+token store its kube-apiserver's token webhook reads holds only the new token, so a request with the old token gets a
+real 401 from kube-apiserver. Its agents authenticate with the token itself (real K3s agents use it only to join), so
+an agent left on the old token would lose its Node's heartbeat: staying registered shows it got the new one.
 
 Order: site.yml; playbooks/rotate_credentials.yml while a client polls sd1's /readyz every second with the admin
 client certificate, then again with the same rotation ID (changed=0); then sd2 is "stolen" (a copy of its token

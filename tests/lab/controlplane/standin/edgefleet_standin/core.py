@@ -9,7 +9,9 @@ objects land in a real API.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -21,11 +23,13 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -311,12 +315,121 @@ def new_bootstrap_token() -> tuple[str, str]:
     )
 
 
-def write_token_auth_file(path: Path, server_pw: str, agent_pw: str | None) -> None:
-    """Static token file for the apiserver: the server token is admin, the agent token may join."""
+def write_token_store(path: Path, server_pw: str, agent_pw: str | None) -> None:
+    """The token store (server/cred/passwd, 0600, one `token,user,uid,"group,..."` line a token): the server token
+    is admin, the agent token may join. The stand-in's token webhook reads it on every review."""
     lines = [f'{server_pw},server,edgefleet-lab-server,"system:masters,{AGENT_GROUP}"']
     if agent_pw and agent_pw != server_pw:
         lines.append(f'{agent_pw},node,edgefleet-lab-node,"{AGENT_GROUP}"')
     atomic_write(path, "\n".join(lines) + "\n", 0o600)
+
+
+def lookup_token(store: Path, token: str) -> dict[str, Any] | None:
+    """The user a token of the store stands for (username, uid, groups), else None. Every line is compared, in
+    constant time, so the answer's timing does not tell how much of a token matched."""
+    found: dict[str, Any] | None = None
+    try:
+        rows = list(csv.reader(store.read_text().splitlines()))
+    except OSError:
+        return None
+    for row in rows:
+        if len(row) < 3 or not row[0]:
+            continue
+        if hmac.compare_digest(row[0].encode(), token.encode()) and found is None:
+            groups = [g for g in (row[3].split(",") if len(row) > 3 else []) if g]
+            found = {"username": row[1], "uid": row[2], "groups": groups}
+    return found
+
+
+WEBHOOK_PATH = "/authenticate"
+
+
+class TokenWebhook:
+    """kube-apiserver's webhook token authenticator (TokenReview, authentication.k8s.io/v1), served by the stand-in
+    in a thread of its own on 127.0.0.1 over TLS: it presents the API server's serving certificate (server CA) and
+    takes only the API server's client certificate (client CA). Each review reads the token store afresh, so what
+    authenticates is what the store holds. Real K3s checks its tokens inside its own process and passes kube-apiserver
+    no token flag; the stand-in runs a stock kube-apiserver, which can only ask a webhook."""
+
+    def __init__(self, store: Path, tls: Path) -> None:
+        self.store = store
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(tls / "serving-kube-apiserver.crt"), str(tls / "serving-kube-apiserver.key"))
+        ctx.load_verify_locations(str(tls / "client-ca.crt"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        store_path = store
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path.split("?", 1)[0] != WEBHOOK_PATH:
+                    self.send_error(404)
+                    return
+                try:
+                    review = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                    token = str((review.get("spec") or {}).get("token") or "")
+                except (ValueError, AttributeError):
+                    self.send_error(400)
+                    return
+                user = lookup_token(store_path, token) if token else None
+                status: dict[str, Any] = {"authenticated": user is not None}
+                if user is not None:
+                    status["user"] = user
+                body = json.dumps(
+                    {"apiVersion": review.get("apiVersion", "authentication.k8s.io/v1"), "kind": "TokenReview",
+                     "status": status}
+                ).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # a line a request would flood the journal; a review's outcome shows as the API's 200 or 401
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="token-webhook", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        log(f"token webhook serving TokenReviews on https://127.0.0.1:{self.port}{WEBHOOK_PATH} from {self.store}")
+
+    def stop(self) -> None:
+        if self.thread.is_alive():  # shutdown() waits for serve_forever, which a webhook never started never ends
+            self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def write_kubeconfig(self, path: Path, tls: Path) -> None:
+        """kube-apiserver's --authentication-token-webhook-config-file: where the webhook is, the CA to check it with,
+        the client certificate to present (file paths; 0600)."""
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "token-webhook",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{self.port}{WEBHOOK_PATH}",
+                        "certificate-authority": str(tls / "server-ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "kube-apiserver",
+                    "user": {
+                        "client-certificate": str(tls / "client-kube-apiserver.crt"),
+                        "client-key": str(tls / "client-kube-apiserver.key"),
+                    },
+                }
+            ],
+            "contexts": [{"name": "token-webhook", "context": {"cluster": "token-webhook", "user": "kube-apiserver"}}],
+            "current-context": "token-webhook",
+        }
+        atomic_write(path, json.dumps(doc, indent=2) + "\n", 0o600)
 
 
 # ----------------------------------------------------------------------------- processes
@@ -463,7 +576,7 @@ class ApiserverSpec:
     port: int
     advertise: str
     etcd_servers: str
-    token_auth_file: Path | None = None
+    token_webhook_config: Path | None = None
     encryption_config: Path | None = None
     service_cidr: str = "10.43.0.0/16"
     node_port_range: str = "30000-32767"
@@ -504,8 +617,14 @@ def apiserver_args(spec: ApiserverSpec) -> list[str]:
         flags["etcd-cafile"] = str(spec.etcd_tls / "etcd-ca.crt")
         flags["etcd-certfile"] = str(spec.etcd_tls / "etcd-client.crt")
         flags["etcd-keyfile"] = str(spec.etcd_tls / "etcd-client.key")
-    if spec.token_auth_file is not None:
-        flags["token-auth-file"] = str(spec.token_auth_file)
+    if spec.token_webhook_config is not None:
+        # The stand-in's TokenReview webhook checks the K3s tokens (TokenWebhook). A TTL of 0 turns the webhook's
+        # own cache off (kube-apiserver's default would keep an answer 2 minutes), so every request is reviewed
+        # against the store; only kube-apiserver's built-in cache of successful reviews (no flag sets it) remains.
+        # The store changes when the server starts, and kube-apiserver then starts afresh with empty caches.
+        flags["authentication-token-webhook-config-file"] = str(spec.token_webhook_config)
+        flags["authentication-token-webhook-version"] = "v1"
+        flags["authentication-token-webhook-cache-ttl"] = "0s"
     if spec.encryption_config is not None:
         flags["encryption-provider-config"] = str(spec.encryption_config)
     for arg in spec.extra:  # user passthrough overrides our defaults, like K3s

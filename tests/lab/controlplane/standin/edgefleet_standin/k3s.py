@@ -187,7 +187,7 @@ def server(argv: list[str], version: str) -> int:
     agent_pw = core.Token.parse(agent_raw).password if agent_raw else None
     if agent_pw:
         core.atomic_write(paths.server / "agent-token", core.Token(ca_hash, "node", agent_pw).full(ca_hash) + "\n")
-    core.write_token_auth_file(paths.server / "cred" / "passwd", server_pw, agent_pw)
+    core.write_token_store(paths.server / "cred" / "passwd", server_pw, agent_pw)
 
     enc = None
     if truthy(cfg.get("secrets-encryption")):
@@ -196,7 +196,11 @@ def server(argv: list[str], version: str) -> int:
 
     sup = core.Supervisor()
     sup.install_signals()
+    webhook = core.TokenWebhook(paths.server / "cred" / "passwd", paths.tls)
     try:
+        webhook.start()
+        webhook_kcfg = paths.server / "cred" / "token-webhook.kubeconfig"
+        webhook.write_kubeconfig(webhook_kcfg, paths.tls)
         if use_etcd:
             etcd_servers = _start_etcd(sup, cfg, paths, hostname, ip, join)
             etcd_tls: Path | None = paths.tls / "etcd"
@@ -217,7 +221,7 @@ def server(argv: list[str], version: str) -> int:
             port=port,
             advertise=advertise,
             etcd_servers=etcd_servers,
-            token_auth_file=paths.server / "cred" / "passwd",
+            token_webhook_config=webhook_kcfg,
             encryption_config=enc,
             service_cidr=service_cidr,
             node_port_range=str(cfg.get("service-node-port-range", "30000-32767")),
@@ -275,6 +279,7 @@ def server(argv: list[str], version: str) -> int:
         return 0
     finally:
         sup.stop_all()
+        webhook.stop()
 
 
 def _first_ip(cidr: str) -> str:
