@@ -23,11 +23,12 @@ SANITY_TREE := $(SANITY_ROOT)/ansible_collections/edgefleet/k8s
 # Targets that `make test` runs after the gates and units; mk/*.mk append to it.
 TEST_TARGETS :=
 
-.PHONY: help venv test gates lint ruff mypy yamllint ansible-lint sanity units demo bench changelog clean
+.PHONY: help venv test gates lint ruff mypy yamllint ansible-lint sanity units demo bench bench-playbook changelog clean
 help:
 	@echo "make demo    bring up the edge lab, provision it with playbooks/site.yml, print the fleet summary"
 	@echo "make test    every gate and test (lint, sanity, units, lab integration)"
 	@echo "make bench   inventory and fleet benchmarks (figures and ratios)"
+	@echo "make bench-playbook  controller cost per host-task of a no-op site.yml on 1, 5, 10, 25 lab nodes"
 	@echo "make fuzz    the fleet registry fuzzer at length (10,000 mutated fleets; make units runs 500)"
 	@echo "make lab-up [NODES=n] / lab-down / lab-vm-up / lab-vm-down"
 
@@ -103,6 +104,12 @@ changelog: venv
 
 bench: venv
 	$(BIN)/python tests/bench/run.py
+
+# Not in `make test`: it brings the lab to each size, converges it, measures a no-op site.yml (docs/scale.md) and
+# tears the lab down (--keep leaves it up). E.g. BENCH_PLAYBOOK_ARGS="--sizes 1,5 --json /tmp/bench.json".
+BENCH_PLAYBOOK_ARGS ?=
+bench-playbook: venv controlplane-bundle gitops-lab-bundle
+	$(BIN)/python tests/bench/playbook.py $(BENCH_PLAYBOOK_ARGS)
 
 clean:
 	rm -rf build tests/output
