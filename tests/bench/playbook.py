@@ -19,7 +19,8 @@ that to the smallest size's (flat = the controller's cost grows linearly with th
 took the most wall time in the no-op at the largest size.
 
 The control planes are the lab's stand-ins (a real kube-apiserver on kine/SQLite behind a K3s-shaped CLI), not real
-K3s. The ssh ControlPersist masters are detached from the run, so their CPU is not counted.
+K3s. The ssh ControlPersist masters detach from the run, so RUSAGE_CHILDREN misses them: the run gets a control
+directory of its own, and the CPU its masters used is read from /proc and added (the ssh column shows that share).
 
 Usage: python tests/bench/playbook.py [--sizes 1,5,10,25] [--json FILE] [--keep] [--fresh]
 """
