@@ -14,6 +14,11 @@ One bring-up serves every assertion: a -vvv converge (the registry password is i
 with changed=0, a mirror change that rewrites only the affected file, and a fleet with three bad mirror entries
 that fails with all three named before any host is touched.
 
+Both sites also run the WASM runtimes spin and wasmtime, with the K3s agent ew2 `wasm: false`: the RuntimeClass
+objects the init servers' manifests folders deliver (read back from the API server through the stand-in's admin
+kubeconfig), the runtime labels on the K3s nodes, the K0s containerd drop-in, and a second run with changed=0. No
+shim runs here: the stand-in has no containerd, so this proves the objects and files, not that a WASM pod ran.
+
 Needs the lab image, network and key (tests/lab/node.sh prepare) and the stand-in bundle
 (tests/lab/controlplane/bundle.sh). KEEP=1 leaves the containers running.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
 import subprocess
 import time
@@ -51,6 +57,10 @@ REGISTRIES: dict[str, Any] = {
 }
 K3S_FILE = "/etc/rancher/k3s/registries.yaml"
 HOSTS = "/etc/k0s/containerd-hosts.d"
+WASM = ["spin", "wasmtime"]
+K3S_WASM_MANIFEST = "/var/lib/rancher/k3s/server/manifests/edgefleet-wasm.yaml"
+K0S_WASM_MANIFEST = "/var/lib/k0s/manifests/edgefleet-wasm/edgefleet-wasm.yaml"
+K0S_WASM_DROPIN = "/etc/k0s/containerd.d/edgefleet-wasm.toml"
 K0S_FILES = [
     "/etc/k0s/containerd.d/edgefleet-registries.toml",
     f"{HOSTS}/_default/hosts.toml",
@@ -82,14 +92,16 @@ class Lab(Site):
             {
                 "name": "ew-k3s",
                 "distribution": "k3s",
+                "wasm": WASM,
                 "nodes": [
                     {"name": "ew1", "address": NODES["ew1"], "role": "server"},
-                    {"name": "ew2", "address": NODES["ew2"], "role": "agent"},
+                    {"name": "ew2", "address": NODES["ew2"], "role": "agent", "wasm": False},
                 ],
             },
             {
                 "name": "ew-k0s",
                 "distribution": "k0s",
+                "wasm": WASM,
                 "nodes": [{"name": "ew3", "address": NODES["ew3"], "role": "server"}],
             },
         ]
@@ -226,3 +238,64 @@ def test_registry_mirrors_on_k3s_and_k0s(lab: Lab) -> None:
     assert {node: stamps(node, [K3S_FILE]) for node in ("ew1", "ew2")} == untouched
     lab.write_fleet(changed)
     note(f"converge {converged - started:.0f} s, whole test {time.monotonic() - started:.0f} s")
+
+
+def runtime_classes(node: str, kubectl: str, timeout: float = 240) -> dict[str, dict[str, Any]]:
+    """Our RuntimeClass objects as the API server holds them, by name, once the deploy controller applied both;
+    whatever is there when ``timeout`` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        items = json.loads(sh(node, f"{kubectl} get runtimeclasses -o json"))["items"]
+        found = {o["metadata"]["name"]: o for o in items if o["metadata"]["name"].startswith("wasm-")}
+        if len(found) >= len(WASM) or time.monotonic() > deadline:
+            return found
+        time.sleep(5)
+
+
+def node_labels(node: str) -> dict[str, dict[str, str]]:
+    nodes = json.loads(sh(node, "k3s kubectl get nodes -o json"))["items"]
+    return {n["metadata"]["name"]: n["metadata"].get("labels", {}) for n in nodes}
+
+
+def test_wasm_runtime_classes_labels_and_k0s_dropin(lab: Lab) -> None:
+    started = time.monotonic()
+    first = lab.play(*SKIP)
+    assert first.rc == 0, first.out[-6000:]
+
+    # The API servers hold wasm-spin and wasm-wasmtime: handler the runtime, node selector its label.
+    for node, kubectl, manifest in (
+        ("ew1", "k3s kubectl", K3S_WASM_MANIFEST),
+        ("ew3", "k0s kubectl", K0S_WASM_MANIFEST),
+    ):
+        assert stamps(node, [manifest])[manifest].startswith("600 "), node
+        classes = runtime_classes(node, kubectl)
+        assert {name: (o["handler"], o.get("scheduling", {}).get("nodeSelector")) for name, o in classes.items()} == {
+            "wasm-spin": ("spin", {"edgefleet.io/wasm-spin": "true"}),
+            "wasm-wasmtime": ("wasmtime", {"edgefleet.io/wasm-wasmtime": "true"}),
+        }, node
+    # The manifest is the init server's alone: the agent has none.
+    assert sh("ew2", f"test ! -e {K3S_WASM_MANIFEST} && echo absent").strip() == "absent"
+
+    # Only the WASM-capable K3s node carries the runtime labels; the agent with wasm: false carries none.
+    labels = node_labels("ew1")
+    wasm_labels = {
+        name: sorted(k for k in found if k.startswith("edgefleet.io/wasm-")) for name, found in labels.items()
+    }
+    assert wasm_labels == {"ew1": ["edgefleet.io/wasm-spin", "edgefleet.io/wasm-wasmtime"], "ew2": []}, wasm_labels
+
+    # K0s: the containerd drop-in names both runtimes, with their shims; K3s nodes get none (K3s finds shims itself).
+    assert stamps("ew3", [K0S_WASM_DROPIN])[K0S_WASM_DROPIN].startswith("600 ")
+    runtimes = tomllib.loads(sh("ew3", f"cat {K0S_WASM_DROPIN}"))["plugins"]["io.containerd.grpc.v1.cri"]
+    assert runtimes["containerd"]["runtimes"] == {
+        name: {"runtime_type": f"io.containerd.{name}.v2", "runtime_path": f"/opt/kwasm/bin/containerd-shim-{name}-v1"}
+        for name in WASM
+    }
+    for node in ("ew1", "ew2"):
+        assert sh(node, "test ! -e /etc/k0s/containerd.d && echo absent").strip() == "absent", node
+
+    # A second run changes nothing.
+    second = lab.play(*SKIP)
+    assert second.rc == 0, second.out[-4000:]
+    recap = second.recap()
+    assert set(NODES) <= set(recap) and all(r["changed"] == 0 for r in recap.values()), recap
+    note(f"WASM test {time.monotonic() - started:.0f} s")

@@ -12,7 +12,7 @@ from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import merge_layers
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k0s_schema, registries
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k0s_schema, registries, wasm
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
@@ -55,6 +55,10 @@ class K0s(Distribution):
     # K0s (1.27.1+) merges every *.toml of this directory into the containerd configuration it writes.
     containerd_import_dir = "/etc/k0s/containerd.d"
     registry_dropin = "/etc/k0s/containerd.d/edgefleet-registries.toml"
+    # The CRI runtimes of the node's WASM shims, in the same import directory. The shims are looked for in
+    # the first directory K3s searches, so one shim layout serves both distributions.
+    wasm_dropin = "/etc/k0s/containerd.d/edgefleet-wasm.toml"
+    wasm_shim_dir = "/opt/kwasm/bin"
     # containerd's per-registry hosts.toml files (one directory per registry); containerd reads them at
     # each pull, so a change there needs no restart. Kept outside the import directory.
     registry_hosts_dir = "/etc/k0s/containerd-hosts.d"
@@ -82,6 +86,16 @@ class K0s(Distribution):
             for name in sorted(os.listdir(hosts_dir)):
                 paths.append(os.path.join(self.registry_hosts_dir, name, "hosts.toml"))
         return paths
+
+    def wasm_node_files(self, runtimes: Sequence[str], header: str) -> list[registries.RuntimeFile]:
+        # K0s does not look for shims: containerd is told each runtime through the import directory.
+        if not runtimes:
+            return []
+        text = wasm.containerd_runtimes_dropin(runtimes, self.wasm_shim_dir, header)
+        return [registries.RuntimeFile(self.wasm_dropin, text.encode(), text, restart=True)]
+
+    def wasm_managed_paths(self) -> list[str]:
+        return [*super().wasm_managed_paths(), self.wasm_dropin]
 
     def manifests_folder(self, stack: str) -> str:
         # K0s applies, and prunes, one sub-folder per stack.

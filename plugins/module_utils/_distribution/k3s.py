@@ -6,7 +6,7 @@ config keys are the table in ``k3s_flags.py``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import canonical, merge_layers
@@ -224,6 +224,10 @@ class K3s(Distribution):
 
     def registry_managed_paths(self, root: str = "/") -> list[str]:
         return [self.registries_path]
+
+    def wasm_node_files(self, runtimes: Sequence[str], header: str) -> list[registries.RuntimeFile]:
+        # K3s finds the shims itself when its agent starts and adds a containerd runtime for each.
+        return []
 
     def node_credentials(self) -> tuple[tuple[str, str, str], ...]:
         # K3s keeps each node's password (checked when a node of that name joins again) in a Secret.

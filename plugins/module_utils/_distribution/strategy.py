@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import wasm
+
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
     from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.registries import (
@@ -299,6 +301,34 @@ class Distribution:
     def registry_managed_paths(self, root: str = "/") -> list[str]:
         """The registry files of ours that may exist on the node (to remove the ones no longer wanted)."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ container runtime: WASM runtimes
+
+    def wasm_manifest_path(self) -> str:
+        """The file of our ``RuntimeClass`` objects, in the folder the distribution applies by itself."""
+        return os.path.join(self.manifests_folder(wasm.MANIFEST_STACK), wasm.MANIFEST_FILE)
+
+    def wasm_files(self, class_runtimes: Sequence[str], node_runtimes: Sequence[str], header: str) -> list[RuntimeFile]:
+        """The files of the WASM runtimes on one node: the ``RuntimeClass`` objects of ``class_runtimes`` (the
+        site's runtimes, given on the init server only) in the manifests folder, then what the node's container
+        runtime must be told of ``node_runtimes`` (the runtimes it is labelled for). None when both are empty."""
+        from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.registries import RuntimeFile
+
+        files = []
+        if class_runtimes:
+            text = wasm.runtime_classes_yaml(class_runtimes, header)
+            # The deploy controller applies a changed file by itself: no restart.
+            files.append(RuntimeFile(self.wasm_manifest_path(), text.encode(), text, restart=False))
+        return files + self.wasm_node_files(node_runtimes, header)
+
+    def wasm_node_files(self, runtimes: Sequence[str], header: str) -> list[RuntimeFile]:
+        """The container runtime's files for the WASM runtimes of a node; none where the distribution finds
+        the shims by itself."""
+        return []
+
+    def wasm_managed_paths(self) -> list[str]:
+        """Every WASM file of ours that may be on a node (to remove those no longer wanted)."""
+        return [self.wasm_manifest_path()]
 
     # ------------------------------------------------------------------ datastore backup and restore
 

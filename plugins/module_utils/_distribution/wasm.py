@@ -19,7 +19,14 @@ from typing import Any
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
 
 LABEL_PREFIX = "edgefleet.io/wasm-"
+# Our RuntimeClasses are named apart from K3s's packaged ones (``spin``, ``wasmtime``...; no node selector):
+# two add-ons owning one object would overwrite each other, and disabling K3s's packaged component would
+# also remove the RuntimeClasses of every other runtime K3s detects.
+CLASS_PREFIX = "wasm-"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "edgefleet.k8s"}
+# The manifests stack (K0s: a sub-folder of its own) and file that hold the RuntimeClass objects.
+MANIFEST_STACK = "edgefleet-wasm"
+MANIFEST_FILE = "edgefleet-wasm.yaml"
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,11 @@ class WasmRuntime:
     @property
     def handler(self) -> str:
         return self.name
+
+    @property
+    def class_name(self) -> str:
+        """The name of our ``RuntimeClass`` for this runtime (``wasm-<runtime>``)."""
+        return CLASS_PREFIX + self.name
 
     @property
     def node_label(self) -> str:
@@ -76,6 +88,17 @@ def node_labels(runtimes: Sequence[str]) -> dict[str, str]:
     return {RUNTIMES[name].node_label: "true" for name in runtimes}
 
 
+def node_runtimes(labels: Mapping[str, Any]) -> list[str]:
+    """The runtimes a node runs, from its labels (``edgefleet.io/wasm-<runtime>: "true"``), sorted; labels
+    of unknown runtimes and values other than ``"true"`` are not runtimes."""
+    found = {
+        key[len(LABEL_PREFIX) :]
+        for key, value in labels.items()
+        if isinstance(key, str) and key.startswith(LABEL_PREFIX) and str(value).lower() == "true"
+    }
+    return sorted(name for name in found if name in RUNTIMES)
+
+
 def runtime_class(name: str) -> dict[str, Any]:
     """The ``RuntimeClass`` of one runtime: its handler, and a node selector on the label only nodes
     with that runtime carry, so the scheduler never sends a WASM pod to a node without the shim."""
@@ -83,7 +106,7 @@ def runtime_class(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "node.k8s.io/v1",
         "kind": "RuntimeClass",
-        "metadata": {"name": runtime.name, "labels": dict(MANAGED_BY)},
+        "metadata": {"name": runtime.class_name, "labels": dict(MANAGED_BY)},
         "handler": runtime.handler,
         "scheduling": {"nodeSelector": {runtime.node_label: "true"}},
     }

@@ -5,6 +5,8 @@ objects and the containerd drop-in that names the runtimes."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import tomllib
 import typing as t
@@ -18,6 +20,9 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import wasm
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import wasm_module as m
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k0s import K0S
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k3s import K3S
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_schema import FleetError, build_plan
 
 
@@ -81,7 +86,9 @@ def test_unknown_runtimes_are_refused_with_the_allowed_list() -> None:
 
 def test_a_runtime_class_per_runtime_with_handler_and_node_selector() -> None:
     objects = wasm.runtime_classes(["wasmtime", "spin", "wasmtime"])
-    assert [o["metadata"]["name"] for o in objects] == ["spin", "wasmtime"]
+    # Named apart from K3s's packaged classes (`spin`, `wasmtime`, no node selector), handler the runtime's name.
+    assert [o["metadata"]["name"] for o in objects] == ["wasm-spin", "wasm-wasmtime"]
+    assert [o["handler"] for o in objects] == ["spin", "wasmtime"]
     spin = objects[0]
     assert spin["apiVersion"] == "node.k8s.io/v1" and spin["kind"] == "RuntimeClass"
     assert spin["handler"] == "spin"
@@ -108,3 +115,103 @@ def test_containerd_dropin_names_the_runtime_handlers() -> None:
             "runtime_path": "/opt/edgefleet/wasm/bin/containerd-shim-wasmtime-v1",
         },
     }
+
+
+def test_node_runtimes_come_from_the_wasm_labels_only() -> None:
+    labels = {
+        "edgefleet.io/site": "ber-01",
+        "edgefleet.io/wasm-wasmtime": "true",
+        "edgefleet.io/wasm-spin": "true",
+        "edgefleet.io/wasm-wws": "false",
+        "edgefleet.io/wasm-docker": "true",
+    }
+    assert wasm.node_runtimes(labels) == ["spin", "wasmtime"]
+    assert wasm.node_runtimes(wasm.node_labels(["slight"])) == ["slight"]
+    assert wasm.node_runtimes({}) == []
+
+
+# --------------------------------------------------------------------------- the strategies' files
+
+K3S_MANIFEST = "/var/lib/rancher/k3s/server/manifests/edgefleet-wasm.yaml"
+K0S_MANIFEST = "/var/lib/k0s/manifests/edgefleet-wasm/edgefleet-wasm.yaml"
+K0S_DROPIN = "/etc/k0s/containerd.d/edgefleet-wasm.toml"
+SPIN_NODE = wasm.node_labels(["spin", "wasmtime"])
+
+
+def test_the_manifest_goes_into_each_distributions_own_folder() -> None:
+    assert K3S.wasm_manifest_path() == K3S_MANIFEST
+    assert K0S.wasm_manifest_path() == K0S_MANIFEST  # K0s: a stack (sub-folder) of its own
+    assert [f.path for f in K3S.wasm_files(["spin"], ["spin"], "# h\n")] == [K3S_MANIFEST]  # K3s finds shims itself
+    k0s = K0S.wasm_files(["spin"], ["spin"], "# h\n")
+    assert [(f.path, f.restart) for f in k0s] == [(K0S_MANIFEST, False), (K0S_DROPIN, True)]
+    assert K0S.wasm_files([], [], "# h\n") == [] and K3S.wasm_files([], ["spin"], "# h\n") == []
+    runtimes = tomllib.loads(k0s[1].content.decode())["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    assert runtimes["spin"]["runtime_path"] == "/opt/kwasm/bin/containerd-shim-spin-v1"
+
+
+# --------------------------------------------------------------------------- the module's writes
+
+
+def run(dist: t.Any, root: Path, check: bool = False, **extra: t.Any) -> dict[str, t.Any]:
+    given = {"host": "n1", "runtimes": ["spin", "wasmtime"], "labels": SPIN_NODE, "runtime_classes": True, **extra}
+    return m.apply_wasm(dist, given, check, root=str(root), owner=(None, None))
+
+
+def at(root: Path, path: str) -> Path:
+    return root / path.lstrip("/")
+
+
+@pytest.mark.parametrize("dist", [K3S, K0S], ids=["k3s", "k0s"])
+def test_write_0600_once_check_mode_writes_nothing(dist: t.Any, tmp_path: Path) -> None:
+    dry = run(dist, tmp_path, check=True)
+    assert dry["changed"] and dry["written"] == dry["files"] and not any(tmp_path.iterdir())
+    assert dry["diff"] and all(d["before"] == "" for d in dry["diff"])
+    first = run(dist, tmp_path)
+    assert first["changed"] and first["written"] == first["files"]
+    assert first["runtime_classes"] == ["wasm-spin", "wasm-wasmtime"] and first["node_runtimes"] == ["spin", "wasmtime"]
+    for path in first["files"]:
+        assert stat.S_IMODE(os.stat(at(tmp_path, path)).st_mode) == 0o600
+    objects = list(yaml.safe_load_all(at(tmp_path, dist.wasm_manifest_path()).read_text()))
+    assert objects == wasm.runtime_classes(["spin", "wasmtime"])
+    second = run(dist, tmp_path)
+    assert not second["changed"] and second["written"] == [] and second["removed"] == []
+    assert not second["restart_required"]
+
+
+def test_k0s_dropin_restarts_and_the_manifest_does_not(tmp_path: Path) -> None:
+    first = run(K0S, tmp_path, restart_marker="/var/lib/edgefleet/restart-pending/unit")
+    assert first["restart_required"] and at(tmp_path, "/var/lib/edgefleet/restart-pending/unit").exists()
+    os.unlink(at(tmp_path, "/var/lib/edgefleet/restart-pending/unit"))
+    # A change of the site's runtimes rewrites only the manifest: the deploy controller applies it, no restart.
+    fewer = run(K0S, tmp_path, runtimes=["spin"])
+    assert fewer["written"] == [K0S_MANIFEST] and not fewer["restart_required"]
+    assert run(K3S, tmp_path)["restart_required"] is False
+
+
+@pytest.mark.parametrize("dist", [K3S, K0S], ids=["k3s", "k0s"])
+def test_runtimes_removed_the_files_of_ours_go_and_foreign_files_stay(dist: t.Any, tmp_path: Path) -> None:
+    run(dist, tmp_path)
+    gone = run(dist, tmp_path, runtimes=[], labels={})
+    assert gone["changed"] and gone["files"] == [] and sorted(gone["removed"]) == sorted(dist.wasm_managed_paths())
+    assert gone["restart_required"] is (dist is K0S)  # containerd reads the drop-in at start
+    assert not any(at(tmp_path, p).exists() for p in dist.wasm_managed_paths())
+    assert not run(dist, tmp_path, runtimes=[], labels={})["changed"]
+    # A file of the same name without our header is someone else's: never removed.
+    at(tmp_path, dist.wasm_manifest_path()).write_text("kind: RuntimeClass\n")
+    assert not run(dist, tmp_path, runtimes=[], labels={})["changed"]
+    assert at(tmp_path, dist.wasm_manifest_path()).exists()
+
+
+def test_only_the_init_server_keeps_the_manifest(tmp_path: Path) -> None:
+    joined = run(K0S, tmp_path, runtime_classes=False)
+    assert joined["files"] == [K0S_DROPIN] and joined["runtime_classes"] == []
+    plain = run(K3S, tmp_path / "agent", runtime_classes=False, labels={})
+    assert plain["files"] == [] and not plain["changed"] and not (tmp_path / "agent").exists()
+
+
+def test_bad_runtimes_fail_before_any_write(tmp_path: Path) -> None:
+    bad = run(K3S, tmp_path, runtimes=["spin", "spinn"])
+    assert bad["failed"] and "edgefleet_wasm_runtimes[1]" in bad["msg"] and "did you mean 'spin'" in bad["msg"]
+    assert not any(tmp_path.iterdir())
+    only = m.apply_wasm(K3S, {"runtimes": ["spin"], "validate_only": True}, False, root=str(tmp_path))
+    assert only == {"changed": False, "problems": []} and not any(tmp_path.iterdir())

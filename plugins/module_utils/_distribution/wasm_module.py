@@ -1,0 +1,130 @@
+# Copyright (c) edgefleet.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The whole of the ``wasm_runtimes`` module: the ``RuntimeClass`` objects of a site's WASM runtimes in the
+init server's manifests folder, and the container runtime's files of a WASM-capable node, as the distribution
+strategy names them. The module file stays thin."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.result import finish
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config, registry, wasm
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import Distribution
+
+MODULE_NAME = "edgefleet.k8s.wasm_runtimes"
+FILE_MODE = 0o600
+
+
+def argument_spec() -> dict[str, Any]:
+    return {
+        "distribution": {"type": "str", "required": True, "choices": list(registry.NAMES)},
+        "host": {"type": "str", "default": ""},
+        "runtimes": {"type": "list", "elements": "raw", "default": []},
+        "runtimes_name": {"type": "str", "default": "edgefleet_wasm_runtimes"},
+        "labels": {"type": "dict", "default": {}},
+        "runtime_classes": {"type": "bool", "default": False},
+        "validate_only": {"type": "bool", "default": False},
+        "restart_marker": {"type": "path"},
+    }
+
+
+def plan(params: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """The runtimes whose RuntimeClass objects this node writes (the site's, when ``runtime_classes``), the
+    runtimes the node is labelled for, and every problem (each naming the host and the entry)."""
+    host = str(params.get("host") or "this host")
+    name = str(params.get("runtimes_name") or "edgefleet_wasm_runtimes")
+    names, found = wasm.check_runtimes(list(params.get("runtimes") or []))
+    problems = [f"{host}: {name}{where}: {message}" for where, message in found]
+    classes = names if params.get("runtime_classes") else []
+    return classes, wasm.node_runtimes(params.get("labels") or {}), problems
+
+
+def _ours(content: bytes | None) -> bool:
+    return content is not None and b"Managed by edgefleet.k8s" in content[:200]
+
+
+def apply_wasm(
+    dist: Distribution,
+    params: Mapping[str, Any],
+    check_mode: bool,
+    root: str = "/",
+    owner: tuple[int | None, int | None] = (0, 0),
+) -> dict[str, Any]:
+    """Write (0600, atomically) each file whose bytes, mode or owner differ, and remove the files of ours no longer
+    wanted (a file without our header is never touched). ``restart_required`` only when a file the runtime reads
+    at start was written or removed."""
+    from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import (
+        atomic_write,
+        needs_write,
+        read_bytes,
+    )
+
+    classes, node_runtimes, problems = plan(params)
+    if problems:
+        return {
+            "failed": True,
+            "changed": False,
+            "msg": config.problems_message(MODULE_NAME, problems),
+            "problems": problems,
+        }
+
+    if params.get("validate_only"):
+        return {"changed": False, "problems": []}
+
+    def at(path: str) -> str:
+        return os.path.join(root, path.lstrip("/"))
+
+    header = config.MANAGED_HEADER.format(module=MODULE_NAME)
+    wanted = dist.wasm_files(classes, node_runtimes, header)
+    uid, gid = owner
+    diff: list[dict[str, str]] = []
+    written: list[str] = []
+    removed: list[str] = []
+    restart = False
+    for item in wanted:
+        target = at(item.path)
+        if not needs_write(target, item.content, FILE_MODE, uid, gid):
+            continue
+        before = read_bytes(target)
+        written.append(item.path)
+        restart = restart or (item.restart and before != item.content)
+        text = before.decode(errors="replace") if before is not None else ""
+        diff.append({"before_header": item.path, "after_header": item.path, "before": text, "after": item.shown})
+        if not check_mode:
+            atomic_write(target, item.content, FILE_MODE, uid, gid, dir_mode=0o700)
+    keep = {f.path for f in wanted}
+    for path in dist.wasm_managed_paths():
+        before = read_bytes(at(path))
+        if path in keep or not _ours(before):
+            continue
+        removed.append(path)
+        # The manifest is the deploy controller's; any other file of ours is read by the runtime at start.
+        restart = restart or path != dist.wasm_manifest_path()
+        diff.append({"before_header": path, "after_header": path, "before": (before or b"").decode(), "after": ""})
+        if not check_mode:
+            os.unlink(at(path))
+    marker = str(params.get("restart_marker") or "")
+    if marker and restart and not check_mode:
+        atomic_write(at(marker), config.RESTART_MARKER_TEXT, 0o600, uid, gid, dir_mode=0o700)
+    return {
+        "changed": bool(written or removed),
+        "runtime_classes": [wasm.RUNTIMES[n].class_name for n in classes],
+        "node_runtimes": node_runtimes,
+        "files": [f.path for f in wanted],
+        "written": written,
+        "removed": removed,
+        "restart_required": restart or (bool(marker) and os.path.exists(at(marker))),
+        "problems": [],
+        "diff": diff,
+    }
+
+
+def run_module(module_class: Any) -> None:
+    """``module_class`` is ``AnsibleModule``, handed in by the module (Ansible's tooling expects the import there)."""
+    module = module_class(argument_spec=argument_spec(), supports_check_mode=True)
+    dist = registry.get(module.params["distribution"])
+    owner = (os.geteuid(), os.getegid())
+    finish(module, apply_wasm(dist, module.params, module.check_mode, owner=owner))
