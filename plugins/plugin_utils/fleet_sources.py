@@ -349,7 +349,7 @@ def _construct_tree(loader: t.Any, root: t.Any) -> t.Any:
         mapping: dict[t.Any, t.Any] = {}
         pairs = node.value
         for key_node, value_node in pairs:
-            if type(key_node) is not ScalarNode:
+            if not isinstance(key_node, ScalarNode):
                 raise _Fallback
             mapping[build(key_node)] = build(value_node)
         if len(mapping) != len(pairs):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as t
 
-import fleet_helpers  # noqa: F401  # sets up the collection loader, as for the other inventory tests
+import fleet_helpers  # before the collection's modules: it sets up the collection loader
 import pytest
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils import fleet_sources
 from ansible_collections.edgefleet.k8s.plugins.plugin_utils.fleet_problems import Problems
@@ -60,6 +60,15 @@ def test_plain_tree_gives_the_loaders_data() -> None:
     assert fast == slow
     assert type(fast[0]["sites"][0]["when"]) is type(slow[0]["sites"][0]["when"])  # a date, not a string
     assert fast[0]["sites"][0]["big"] == 123456789012345678901234567890
+
+
+def test_the_shipped_fleet_files_build_the_same_both_ways() -> None:
+    files = sorted((fleet_helpers.REPO / "inventories").rglob("*.fleet.yml"))
+    assert files
+    for path in files:
+        raw = path.read_bytes()
+        if fleet_sources._plain(raw):
+            assert _fast(raw) == _slow(raw), path
 
 
 def test_duplicate_keys_are_recorded_like_the_loader() -> None:
