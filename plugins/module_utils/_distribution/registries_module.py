@@ -10,10 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.result import finish
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config, registries, registry
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import (
+    config,
+    registries,
+    registry,
+    runtime_files,
+)
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import Distribution
 
 MODULE_NAME = "edgefleet.k8s.registries_config"
+_HIDDEN = "<the file before, not shown: it may hold credentials>\n"
 
 
 def argument_spec() -> dict[str, Any]:
@@ -58,12 +64,6 @@ def apply_registries(
 ) -> dict[str, Any]:
     """Validate, then write (0600, atomically) each file whose bytes differ and remove the files of ours that
     are no longer wanted. ``restart_required`` only when a file that the runtime reads at start changed."""
-    from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import (
-        atomic_write,
-        needs_write,
-        read_bytes,
-    )
-
     spec, problems = plan(dist, params)
     result: dict[str, Any] = {"changed": False, "restart_required": False, "files": [], "removed": [], "problems": []}
     if problems:
@@ -79,51 +79,30 @@ def apply_registries(
     if params.get("validate_only"):
         return result
 
-    def at(path: str) -> str:
-        return os.path.join(root, path.lstrip("/"))
+    def remove_empty_dir(path: str, target: str) -> None:
+        directory = os.path.dirname(target)
+        if path.endswith("/hosts.toml") and not os.listdir(directory):
+            os.rmdir(directory)
 
-    uid, gid = owner
-    diff: list[dict[str, str]] = []
-    restart = False
-    changed_paths: list[str] = []
-    for item in wanted:
-        target = at(item.path)
-        if not needs_write(target, item.content, 0o600, uid, gid):
-            continue
-        before = read_bytes(target)
-        changed_paths.append(item.path)
-        restart = restart or (item.restart and before != item.content)
-        diff.append(
-            {
-                "before_header": item.path,
-                "after_header": item.path,
-                "before": "<the file before, not shown: it may hold credentials>\n" if before else "",
-                "after": item.shown,
-            }
-        )
-        if not check_mode:
-            atomic_write(target, item.content, 0o600, uid, gid, dir_mode=0o700)
-    keep = {f.path for f in wanted}
-    restart_paths = {p for p in dist.registry_managed_paths(root) if p not in keep}
-    for path in sorted(restart_paths):
-        target = at(path)
-        if not _ours(read_bytes(target)):
-            continue
-        result["removed"].append(path)
-        restart = restart or not path.endswith("/hosts.toml")
-        diff.append({"before_header": path, "after_header": path, "before": "<removed>\n", "after": ""})
-        if not check_mode:
-            os.unlink(target)
-            directory = os.path.dirname(target)
-            if path.endswith("/hosts.toml") and not os.listdir(directory):
-                os.rmdir(directory)
+    done = runtime_files.sync(
+        wanted,
+        dist.registry_managed_paths(root),
+        _ours,
+        # a registry file may hold credentials: the diff never shows what was there
+        lambda before, removed: "<removed>\n" if removed else (_HIDDEN if before else ""),
+        # containerd reads a host's hosts.toml on each pull; every other file only at start
+        lambda path: not path.endswith("/hosts.toml"),
+        check_mode,
+        root,
+        owner,
+        after_removal=remove_empty_dir,
+    )
     marker = str(params.get("restart_marker") or "")
-    if marker and restart and not check_mode:
-        atomic_write(at(marker), config.RESTART_MARKER_TEXT, 0o600, uid, gid, dir_mode=0o700)
-    result["changed"] = bool(changed_paths or result["removed"])
-    result["written"] = changed_paths
-    result["restart_required"] = restart or (bool(marker) and os.path.exists(at(marker)))
-    result["diff"] = diff
+    result["changed"] = bool(done.written or done.removed)
+    result["written"] = done.written
+    result["removed"] = done.removed
+    result["restart_required"] = runtime_files.restart_required(marker, done.restart, check_mode, root, owner)
+    result["diff"] = done.diff
     return result
 
 

@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.result import finish
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config, registry, wasm
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config, registry, runtime_files, wasm
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import Distribution
 
 MODULE_NAME = "edgefleet.k8s.wasm_runtimes"
-FILE_MODE = 0o600
 
 
 def argument_spec() -> dict[str, Any]:
@@ -56,12 +55,6 @@ def apply_wasm(
     """Write (0600, atomically) each file whose bytes, mode or owner differ, and remove the files of ours no longer
     wanted (a file without our header is never touched). ``restart_required`` only when a file the runtime reads
     at start was written or removed."""
-    from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import (
-        atomic_write,
-        needs_write,
-        read_bytes,
-    )
-
     classes, node_runtimes, problems = plan(params)
     if problems:
         return {
@@ -74,51 +67,33 @@ def apply_wasm(
     if params.get("validate_only"):
         return {"changed": False, "problems": []}
 
-    def at(path: str) -> str:
-        return os.path.join(root, path.lstrip("/"))
-
     header = config.MANAGED_HEADER.format(module=MODULE_NAME)
     wanted = dist.wasm_files(classes, node_runtimes, header)
-    uid, gid = owner
-    diff: list[dict[str, str]] = []
-    written: list[str] = []
-    removed: list[str] = []
-    restart = False
-    for item in wanted:
-        target = at(item.path)
-        if not needs_write(target, item.content, FILE_MODE, uid, gid):
-            continue
-        before = read_bytes(target)
-        written.append(item.path)
-        restart = restart or (item.restart and before != item.content)
-        text = before.decode(errors="replace") if before is not None else ""
-        diff.append({"before_header": item.path, "after_header": item.path, "before": text, "after": item.shown})
-        if not check_mode:
-            atomic_write(target, item.content, FILE_MODE, uid, gid, dir_mode=0o700)
-    keep = {f.path for f in wanted}
-    for path in dist.wasm_managed_paths():
-        before = read_bytes(at(path))
-        if path in keep or not _ours(before):
-            continue
-        removed.append(path)
+    manifest = dist.wasm_manifest_path()
+    done = runtime_files.sync(
+        wanted,
+        dist.wasm_managed_paths(),
+        _ours,
+        lambda before, removed: (before or b"").decode(errors="replace"),
         # The manifest is the deploy controller's; any other file of ours is read by the runtime at start.
-        restart = restart or path != dist.wasm_manifest_path()
-        diff.append({"before_header": path, "after_header": path, "before": (before or b"").decode(), "after": ""})
-        if not check_mode:
-            os.unlink(at(path))
-    marker = str(params.get("restart_marker") or "")
-    if marker and restart and not check_mode:
-        atomic_write(at(marker), config.RESTART_MARKER_TEXT, 0o600, uid, gid, dir_mode=0o700)
+        lambda path: path != manifest,
+        check_mode,
+        root,
+        owner,
+    )
+    restart = runtime_files.restart_required(
+        str(params.get("restart_marker") or ""), done.restart, check_mode, root, owner
+    )
     return {
-        "changed": bool(written or removed),
+        "changed": bool(done.written or done.removed),
         "runtime_classes": [wasm.RUNTIMES[n].class_name for n in classes],
         "node_runtimes": node_runtimes,
         "files": [f.path for f in wanted],
-        "written": written,
-        "removed": removed,
-        "restart_required": restart or (bool(marker) and os.path.exists(at(marker))),
+        "written": done.written,
+        "removed": done.removed,
+        "restart_required": restart,
         "problems": [],
-        "diff": diff,
+        "diff": done.diff,
     }
 
 
