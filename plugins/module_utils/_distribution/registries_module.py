@@ -51,10 +51,6 @@ def plan(dist: Distribution, params: Mapping[str, Any]) -> tuple[registries.Regi
     return spec, problems
 
 
-def _ours(content: bytes | None) -> bool:
-    return content is not None and registries.MANAGED_MARK.encode() in content[:200]
-
-
 def apply_registries(
     dist: Distribution,
     params: Mapping[str, Any],
@@ -87,7 +83,6 @@ def apply_registries(
     done = runtime_files.sync(
         wanted,
         dist.registry_managed_paths(root),
-        _ours,
         # a registry file may hold credentials: the diff never shows what was there
         lambda before, removed: "<removed>\n" if removed else (_HIDDEN if before else ""),
         # containerd reads a host's hosts.toml on each pull; every other file only at start

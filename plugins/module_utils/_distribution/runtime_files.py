@@ -16,9 +16,15 @@ from dataclasses import dataclass, field
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, needs_write, read_bytes
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.registries import RuntimeFile
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.registries import MANAGED_MARK, RuntimeFile
 
 FILE_MODE = 0o600
+_MARK = MANAGED_MARK.encode()
+
+
+def is_ours(content: bytes | None) -> bool:
+    """A file of ours carries the managed header (config.MANAGED_HEADER) at its top."""
+    return content is not None and _MARK in content[:200]
 
 
 @dataclass
@@ -35,7 +41,6 @@ class Synced:
 def sync(
     wanted: Sequence[RuntimeFile],
     managed: Iterable[str],
-    is_ours: Callable[[bytes | None], bool],
     show_before: Callable[[bytes | None, bool], str],
     removal_restarts: Callable[[str], bool],
     check_mode: bool,
@@ -43,7 +48,7 @@ def sync(
     owner: tuple[int | None, int | None] = (0, 0),
     after_removal: Callable[[str, str], None] | None = None,
 ) -> Synced:
-    """Write ``wanted``, then remove every path of ``managed`` not wanted that holds a file of ours.
+    """Write ``wanted``, then remove every path of ``managed`` not wanted that holds a file of ours (is_ours).
 
     ``show_before(content, removed)`` is the diff's text of a file before it is rewritten (``removed`` false) or
     removed; ``removal_restarts(path)`` says whether removing that file needs a restart; ``after_removal(path,

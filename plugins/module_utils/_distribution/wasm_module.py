@@ -41,10 +41,6 @@ def plan(params: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
     return classes, wasm.node_runtimes(params.get("labels") or {}), problems
 
 
-def _ours(content: bytes | None) -> bool:
-    return content is not None and b"Managed by edgefleet.k8s" in content[:200]
-
-
 def apply_wasm(
     dist: Distribution,
     params: Mapping[str, Any],
@@ -73,7 +69,6 @@ def apply_wasm(
     done = runtime_files.sync(
         wanted,
         dist.wasm_managed_paths(),
-        _ours,
         lambda before, removed: (before or b"").decode(errors="replace"),
         # The manifest is the deploy controller's; any other file of ours is read by the runtime at start.
         lambda path: path != manifest,
