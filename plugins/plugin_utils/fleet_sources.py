@@ -108,13 +108,7 @@ if HAS_YAML:
                 if len(mapping) == len(node.value):
                     return mapping
                 own = node.value
-            first: dict[t.Any, t.Any] = {}
-            for key_node, _value in own:
-                key = self.construct_object(key_node)  # already constructed: cached
-                if key in first:
-                    self.duplicates.append((key, key_node.start_mark, first[key]))
-                else:
-                    first[key] = key_node.start_mark
+            _record_duplicates(self.duplicates, own, self.construct_object)  # keys already constructed: cached
             return mapping
 
 
@@ -353,13 +347,7 @@ def _construct_tree(loader: t.Any, root: t.Any) -> t.Any:
                 raise _Fallback
             mapping[build(key_node)] = build(value_node)
         if len(mapping) != len(pairs):
-            first: dict[t.Any, t.Any] = {}
-            for key_node, _value in pairs:
-                key = build(key_node)
-                if key in first:
-                    loader.duplicates.append((key, key_node.start_mark, first[key]))
-                else:
-                    first[key] = key_node.start_mark
+            _record_duplicates(loader.duplicates, pairs, build)
         return mapping
 
     try:
@@ -367,6 +355,19 @@ def _construct_tree(loader: t.Any, root: t.Any) -> t.Any:
     except _Fallback:
         del loader.duplicates[:]
         return _NOT_PLAIN
+
+
+def _record_duplicates(
+    duplicates: list[tuple[t.Any, t.Any, t.Any]], pairs: t.Sequence[t.Any], key_of: t.Callable[[t.Any], t.Any]
+) -> None:
+    """Append (key, mark, first mark) for each key of a mapping's (key node, value node) pairs seen before."""
+    first: dict[t.Any, t.Any] = {}
+    for key_node, _value in pairs:
+        key = key_of(key_node)
+        if key in first:
+            duplicates.append((key, key_node.start_mark, first[key]))
+        else:
+            first[key] = key_node.start_mark
 
 
 class _Fallback(Exception):
