@@ -38,12 +38,16 @@ done
 # end of each failed lane's log last, next to the summary.
 # A lane made with -k goes on after a failed target, so its end may show only passes: name the
 # failed targets and tests, and the failed Ansible tasks, after its last lines.
+pre='^(\[[A-Za-z0-9_.-]+\] )*( *│ ?)?'
 for name in "${failed[@]}"; do
   echo "--- the last 40 lines of lane $name ($logs/$name.log):"
   tail -n 40 "$logs/$name.log" | sed "s/^/[$name] /"
   echo "--- what failed in lane $name:"
-  grep -E '^make(\[[0-9]+\])?: \*\*\*|^(FAILED|ERROR) [A-Za-z0-9_./-]+\.py|^[A-Za-z0-9_./-]+\.py::[^ ]+ (FAILED|ERROR)|^fatal: |failed=[1-9]|^E  |=== .*: FAILED \(' \
-    "$logs/$name.log" | head -n 60 | sed "s/^/[$name] /"
+  # Without colours, and past the prefixes a line may carry: a scenario's "[name] " and Molecule's "  │ " box.
+  # An Ansible failure's message goes on over the next lines of the box: two of them come along.
+  sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$logs/$name.log" \
+    | grep -E -A2 "$pre(make(\[[0-9]+\])?: \*\*\*|(FAILED|ERROR) [A-Za-z0-9_./-]+\.py|[A-Za-z0-9_./-]+\.py::[^ ]+ (FAILED|ERROR)|fatal: |\[ERROR\]: |CRITICAL Ansible |E  |.*failed=[1-9]|.*=== .*: FAILED \()" \
+    | head -n 120 | sed "s/^/[$name] /"
 done
 printf '%s\n' "${summary[@]}"
 exit "$rc"

@@ -42,3 +42,22 @@ def test_a_failed_lanes_log_end_is_repeated_after_the_others(tmp_path: Path) -> 
     tail = res.stdout[res.stdout.index("[slow] noise") :]
     assert "the last 40 lines of lane bad" in tail and "[bad] the-cause" in tail, res.stdout
     assert "the last 40 lines of lane slow" not in res.stdout
+
+
+def test_a_scenarios_failed_task_is_named_past_its_prefix_box_and_colours(tmp_path: Path) -> None:
+    # A Molecule scenario's lines carry "[name] ", Molecule's box and colour codes; the failed task and its
+    # message (on the box's next lines) must still reach the summary, and an unrelated CRITICAL must not.
+    log = tmp_path / "scenario.log"
+    log.write_text(
+        "[single] CRITICAL 'extensions/molecule/default/molecule.yml' glob failed.  Exiting.\n"
+        "[single] ok: [node1]\n"
+        "[single]   \x1b[2m\x1b[1;31m│\x1b[0m "
+        "\x1b[1;31mfatal: [node1]: UNREACHABLE! => {\"msg\": \"Task failed:\x1b[0m\n"
+        "[single]   \x1b[2m│\x1b[0m   Timeout (12s) waiting for privilege escalation prompt:\"}\n"
+        "[single] ok: [node2]\n"
+    )
+    res = run(tmp_path, f"bad=cat {log}; exit 1")
+    summary = res.stdout[res.stdout.index("what failed in lane bad") :]
+    assert '[bad] [single]   │ fatal: [node1]: UNREACHABLE! => {"msg": "Task failed:' in summary, summary
+    assert "Timeout (12s) waiting for privilege escalation prompt" in summary, summary
+    assert "glob failed" not in summary and "\x1b[" not in summary, summary
