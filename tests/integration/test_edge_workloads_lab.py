@@ -16,8 +16,9 @@ that fails with all three named before any host is touched.
 
 Both sites also run the WASM runtimes spin and wasmtime, with the K3s agent ew2 `wasm: false`: the RuntimeClass
 objects the init servers' manifests folders deliver (read back from the API server through the stand-in's admin
-kubeconfig), the runtime labels on the K3s nodes, the K0s containerd drop-in, and a second run with changed=0. No
-shim runs here: the stand-in has no containerd, so this proves the objects and files, not that a WASM pod ran.
+kubeconfig), the runtime labels on the K3s and K0s nodes, the K0s containerd drop-in, and a second run with
+changed=0. No shim runs here: the stand-in has no containerd, so this proves the objects and files, not that a
+WASM pod ran.
 
 Needs the lab image, network and key (tests/lab/node.sh prepare) and the stand-in bundle
 (tests/lab/controlplane/bundle.sh). KEEP=1 leaves the containers running.
@@ -252,9 +253,13 @@ def runtime_classes(node: str, kubectl: str, timeout: float = 240) -> dict[str, 
         time.sleep(5)
 
 
-def node_labels(node: str) -> dict[str, dict[str, str]]:
-    nodes = json.loads(sh(node, "k3s kubectl get nodes -o json"))["items"]
+def node_labels(node: str, kubectl: str = "k3s kubectl") -> dict[str, dict[str, str]]:
+    nodes = json.loads(sh(node, f"{kubectl} get nodes -o json"))["items"]
     return {n["metadata"]["name"]: n["metadata"].get("labels", {}) for n in nodes}
+
+
+def wasm_labels_of(labels: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    return {name: sorted(k for k in found if k.startswith("edgefleet.io/wasm-")) for name, found in labels.items()}
 
 
 def test_wasm_runtime_classes_labels_and_k0s_dropin(lab: Lab) -> None:
@@ -277,11 +282,11 @@ def test_wasm_runtime_classes_labels_and_k0s_dropin(lab: Lab) -> None:
     assert sh("ew2", f"test ! -e {K3S_WASM_MANIFEST} && echo absent").strip() == "absent"
 
     # Only the WASM-capable K3s node carries the runtime labels; the agent with wasm: false carries none.
-    labels = node_labels("ew1")
-    wasm_labels = {
-        name: sorted(k for k in found if k.startswith("edgefleet.io/wasm-")) for name, found in labels.items()
-    }
+    wasm_labels = wasm_labels_of(node_labels("ew1"))
     assert wasm_labels == {"ew1": ["edgefleet.io/wasm-spin", "edgefleet.io/wasm-wasmtime"], "ew2": []}, wasm_labels
+    # The K0s single controller's kubelet registers its node with them too (k0s --labels on its command line).
+    wasm_labels = wasm_labels_of(node_labels("ew3", "k0s kubectl"))
+    assert wasm_labels == {"ew3": ["edgefleet.io/wasm-spin", "edgefleet.io/wasm-wasmtime"]}, wasm_labels
 
     # K0s: the containerd drop-in names both runtimes, with their shims; K3s nodes get none (K3s finds shims itself).
     assert stamps("ew3", [K0S_WASM_DROPIN])[K0S_WASM_DROPIN].startswith("600 ")

@@ -18,7 +18,11 @@ from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import REDACTED, redact
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import as_list, merge_layers
-from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import is_dns1123_label
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import (
+    is_dns1123_label,
+    is_label_name,
+    is_label_value,
+)
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
@@ -65,6 +69,9 @@ class ConfigRequest:
     token_file: str | None = None
     default_sa_namespaces: tuple[str, ...] = ()
     default_sa_namespaces_name: str = "default_sa_namespaces"
+    # The node's labels, for a distribution that passes them on its command line (K0s); K3s has them in
+    # ``settings`` (node-label), from the strategy's node settings. Empty with ``node_settings: false``.
+    labels: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def server_url(self) -> str | None:
@@ -168,12 +175,33 @@ def check_namespaces(req: ConfigRequest) -> list[str]:
     ]
 
 
+def check_labels(req: ConfigRequest) -> list[str]:
+    """Problems of the node labels: a name or value the kubelet would refuse at registration fails here, on the
+    controller, before any host changes (the fleet plugin checks its own labels; a hand-written inventory's are
+    checked here)."""
+    host = req.host or "this host"
+    problems = []
+    for name, value in req.labels.items():
+        if not is_label_name(name):
+            problems.append(
+                f"{host}: label name {name!r} is not a Kubernetes label name; allowed: an optional DNS-subdomain "
+                "prefix and '/', then 1-63 of A-Z a-z 0-9 - _ ., starting and ending with a letter or digit"
+            )
+        elif isinstance(value, (dict, list)) or value is None or not is_label_value(str(value)):
+            problems.append(
+                f"{host}: label {name} has value {value!r}; allowed: 0-63 of A-Z a-z 0-9 - _ ., "
+                "starting and ending with a letter or digit"
+            )
+    return problems
+
+
 def plan_config(dist: Distribution, req: ConfigRequest, given_role: str | None = None) -> ConfigPlan:
     """Topology and namespace checks, then the strategy's own plan; with a bad role, no plan at all."""
     given_role = given_role or req.role
     req = replace(req, role=dist.normalize_role(req.role))  # K0s: controller/worker
     problems, warnings = check_topology(dist, req, given_role)
     problems += check_namespaces(req)
+    problems += check_labels(req)
     if req.role not in ROLES:
         return ConfigPlan(dist, req.role, None, "", [], problems, warnings)
     plan = dist.plan(req)
@@ -322,7 +350,9 @@ def request_from_params(dist: Distribution, params: Mapping[str, Any]) -> Config
     token_file = params.get("token_file") or None
     if token_file is None and role in ROLES and (not is_init or dist.generates_token()):
         token_file = dist.token_path(role)
+    labels: Mapping[str, Any] = (params.get("labels") or {}) if params.get("node_settings", True) else {}
     return ConfigRequest(
+        labels=labels,
         host=host,
         role=role,
         datastore=datastore,

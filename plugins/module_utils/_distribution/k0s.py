@@ -23,6 +23,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
     TokenRotation,
     apiserver_cis_args,
     frozen,
+    label_list,
 )
 
 
@@ -179,8 +180,11 @@ class K0s(Distribution):
         role = self.normalize_role(req.role)
         host = req.host or "this host"
         plan = ConfigPlan(self, role, None, self.unit(role), [])
+        # K0s takes node labels on the command line only (k0s.yaml is the cluster's, not a node's): the kubelet
+        # of a worker, or of a controller that also works, registers with them.
+        labels = ["--labels=" + ",".join(label_list(req.labels))] if req.labels else []
         if role == "agent":
-            plan.exec_args = ["worker", f"--token-file={req.token_file or self.agent_token_file}"]
+            plan.exec_args = ["worker", f"--token-file={req.token_file or self.agent_token_file}", *labels]
             if req.overrides:
                 plan.problems.append(
                     f"{host}: {req.overrides_name}: a K0s worker has no k0s.yaml; set config on the controller"
@@ -194,6 +198,8 @@ class K0s(Distribution):
             plan.exec_args.append("--single")
         if not req.is_init_server:
             plan.exec_args.append(f"--token-file={req.token_file or self.token_file}")
+        if self.registers_node(role, plan.exec_args):
+            plan.exec_args += labels
 
         base: dict[str, Any] = {
             "apiVersion": k0s_schema.API_VERSION,

@@ -588,6 +588,37 @@ def test_k0s_worker_only_gets_its_token_file(tmp_path: Path) -> None:
     assert res["exec_args"] == ["worker", f"--token-file={tmp_path / 'wt'}"]
 
 
+def test_k0s_nodes_that_run_a_kubelet_get_the_fleet_labels(tmp_path: Path) -> None:
+    """K0s has no per-node config file: the labels go on the worker's (or working controller's) command line,
+    in the fleet's order, and a controller without a kubelet gets none. K3s has them in its config."""
+    labels = {"edgefleet.io/site": "berlin-01", "edgefleet.io/wasm-spin": "true", "rack": 3}
+    worker = _apply(K0S, tmp_path, role="worker", host="w1", join_token="j", labels=labels)
+    assert worker["exec_args"][-1] == "--labels=edgefleet.io/site=berlin-01,edgefleet.io/wasm-spin=true,rack=3"
+    single = _apply(K0S, tmp_path, role="controller", cluster_servers=["node1"], labels=labels)
+    assert single["exec_args"][:3] == ["controller", f"--config={tmp_path / 'etc' / 'config.yaml'}", "--single"]
+    assert single["exec_args"][-1].startswith("--labels=edgefleet.io/site=berlin-01,")
+    ha = _plan(K0S, host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",), labels=labels)
+    assert ha.ok and not any(arg.startswith("--labels") for arg in ha.exec_args)
+    unlabelled = _apply(K0S, tmp_path, role="worker", host="w1", join_token="j", labels=labels, node_settings=False)
+    assert not any(arg.startswith("--labels") for arg in unlabelled["exec_args"])
+    k3s = _apply(K3S, tmp_path, role="server", labels=labels, path=str(tmp_path / "k3s.yaml"))
+    assert yaml.safe_load((tmp_path / "k3s.yaml").read_text())["node-label"][-1] == "rack=3"
+    assert not any("label" in arg for arg in k3s["exec_args"])
+
+
+@pytest.mark.parametrize("dist", [K3S, K0S], ids=["k3s", "k0s"])
+def test_bad_labels_stop_before_any_file_is_written(dist: Distribution, tmp_path: Path) -> None:
+    """Every bad label is named, with what is allowed; nothing is written."""
+    role = "agent" if dist is K3S else "worker"
+    bad = {"site,other": "a", "edgefleet.io/x": "a,b", "ok": "fine", "tier": {"nested": 1}, "-x": "y"}
+    res = _apply(dist, tmp_path, role=role, host="w1", server_address="s", join_token="j", labels=bad)
+    assert res["failed"] and len(res["problems"]) == 4, res["problems"]
+    assert "w1: label name 'site,other' is not a Kubernetes label name" in res["msg"]
+    assert "w1: label edgefleet.io/x has value 'a,b'; allowed: 0-63 of" in res["msg"]
+    assert "label tier has value" in res["msg"] and "label name '-x'" in res["msg"]
+    assert not (tmp_path / "token").exists() and not (tmp_path / "etc").exists()
+
+
 def test_which_token_a_node_writes(tmp_path: Path) -> None:
     """K3s shares the user's token on every node; K0s uses it on the init controller only, else the join token."""
     k0s_worker = {"role": "worker", "host": "w1", "token": "user-token"}
