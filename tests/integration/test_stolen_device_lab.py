@@ -264,9 +264,19 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
     )
     assert poller.results and poller.longest_outage() <= 90, poller.results
     assert nodes() == ["sd1", "sd2", "sd3"]
+    # The rotation's evidence record: one per cluster, on the controller, fingerprints and no token.
+    rotations = sorted(lab.evidence.glob(f"rotate_credentials-{CLUSTER}-*.json"))
+    assert len(rotations) == 1, rotations
+    text = rotations[0].read_text()
+    assert before not in text and planned not in text, "the rotation record holds a token"
+    rotation = json.loads(text)
+    assert rotation["cluster"] == CLUSTER and rotation["nodes"] == sorted(NODES)
+    assert rotation["join_token"]["rotated_now"] is True and rotation["join_token"]["rotation_id"] == "planned-1"
+    assert rotation["join_token"]["old_fingerprint"] != rotation["join_token"]["new_fingerprint"]
     again = lab.play("rotate_credentials.yml", "-e", "edgefleet_rotation_id=planned-1")
     assert again.rc == 0 and not any(changed_total(again).values()), changed_total(again)
     assert token_of("sd1") == planned
+    assert sorted(lab.evidence.glob("rotate_credentials-*.json")) == rotations, "a rotation of nothing wrote a record"
     rotated = time.monotonic()
 
     # --- The stolen device: its token file copied, the container paused.
@@ -312,7 +322,7 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
     again = lab.play("decommission.yml", *args)
     assert again.rc == 0, again.tail()
     assert not any(changed_total(again).values()), changed_total(again)
-    assert token_of("sd1") == new and len(list(lab.evidence.glob("*.json"))) == 1
+    assert token_of("sd1") == new and len(list(lab.evidence.glob("decommission-*.json"))) == 1
 
     # --- Reset: refused unless named; then nothing of the distribution is left; a second reset changes nothing.
     unpause(STOLEN)
