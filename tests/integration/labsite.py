@@ -10,15 +10,20 @@ stand-ins (a real kube-apiserver on kine/SQLite behind a K3s/K0s-shaped CLI), no
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,3 +320,70 @@ def scenario_containers(nodes: Sequence[tuple[str, str, str]], scenario: str) ->
         if os.environ.get("KEEP") != "1":
             remove_containers(names)
         signal.signal(signal.SIGTERM, previous)
+
+
+class ReadyzPoller:
+    """GET /readyz every second on each server in ``urls``, with the admin client certificate of ``kubeconfig`` (the
+    text of a kubeconfig; independent of any join token). A tick passes when any server answers 200, as the API is
+    up for a client that knows every server (a K3s agent's load balancer does); each server's own answers are kept
+    too, for the notes."""
+
+    def __init__(self, work: Path, kubeconfig: str, urls: Sequence[str]) -> None:
+        user = yaml.safe_load(kubeconfig)["users"][0]["user"]
+        cert, key = work / "poller-admin.crt", work / "poller-admin.key"
+        cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+        key.write_bytes(base64.b64decode(user["client-key-data"]))
+        key.chmod(0o600)
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+        self.context.load_cert_chain(str(cert), str(key))
+        self.urls = list(urls)
+        self.results: list[tuple[float, bool]] = []
+        self.per_server: dict[str, list[bool]] = {url: [] for url in self.urls}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _ready(self, url: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", context=self.context, timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            answers = [self._ready(url) for url in self.urls]
+            for url, ok in zip(self.urls, answers, strict=True):
+                self.per_server[url].append(ok)
+            self.results.append((time.time(), any(answers)))
+            self.stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    def __enter__(self) -> ReadyzPoller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def failed(self) -> int:
+        """Ticks on which no server answered."""
+        return sum(1 for _t, ok in self.results if not ok)
+
+    def longest_outage(self) -> int:
+        """The longest run of ticks on which no server answered."""
+        return _longest_run_of_false([ok for _t, ok in self.results])
+
+    def server_outages(self) -> dict[str, int]:
+        """Each server's own longest run of ticks without an answer (its restart, for one)."""
+        return {url: _longest_run_of_false(answers) for url, answers in self.per_server.items()}
+
+
+def _longest_run_of_false(answers: Sequence[bool]) -> int:
+    longest = current = 0
+    for ok in answers:
+        current = 0 if ok else current + 1
+        longest = max(longest, current)
+    return longest

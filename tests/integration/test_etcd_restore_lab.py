@@ -1,6 +1,7 @@
 # Copyright (c) edgefleet.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""An etcd snapshot of a 3-server K3s cluster restores with playbooks/restore.yml, and the other servers rejoin.
+"""A planned credential rotation keeps a 3-server K3s cluster's API up; an etcd snapshot of it restores with
+playbooks/restore.yml, and the other servers rejoin. One bring-up serves both, in this order.
 
 Three containers of this test's own (scenario label `etcd-restore`), created by the fixture and always removed:
 edgefleet-er1..3 (er1..er3, 10.231.0.214-216), the three servers of cluster er-k3s (datastore etcd, er1 the init
@@ -12,7 +13,11 @@ The binaries are the lab's K3s STAND-IN, NOT K3s: a real kube-apiserver on a rea
 (the old one moved to server/db/etcd-old-<time>) as a one-member cluster, as K3s documents it. So this proves the
 collection's sequence and its modules against real etcd membership and data, not K3s's own restore code.
 
-The sequence: ConfigMaps written, a backup of the init server taken with playbooks/backup.yml, more ConfigMaps
+The rotation: playbooks/rotate_credentials.yml while a client polls every server's /readyz each second with the
+admin client certificate; a tick fails only when no server answers (as for a client that knows every server). Then
+the same rotation ID again, which changes nothing.
+
+The restore: ConfigMaps written, a backup of the init server taken with playbooks/backup.yml, more ConfigMaps
 written and some deleted, then playbooks/restore.yml on the cluster (in check mode first, then for real).
 Afterwards: 3 started etcd members and 3 healthy endpoints, every server ready, the ConfigMaps exactly those of
 backup time on every server, and the old etcd data of every server kept aside.
@@ -32,7 +37,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labsite import CACHE, LAB_CONNECTION_VARS, Site, lab_fleet_defaults, lab_versions, scenario_containers
+from labsite import (
+    CACHE,
+    LAB_CONNECTION_VARS,
+    ReadyzPoller,
+    Site,
+    lab_fleet_defaults,
+    lab_versions,
+    scenario_containers,
+)
 
 pytestmark = pytest.mark.lab_late
 
@@ -41,6 +54,7 @@ NODES = {"er1": "10.231.0.214", "er2": "10.231.0.215", "er3": "10.231.0.216"}
 CONTAINER = "edgefleet-{}"
 CLUSTER = "er-k3s"
 K3S = "/usr/local/bin/k3s"
+TOKEN = "/etc/rancher/k3s/token"
 BACKUPS = "/var/lib/rancher/edgefleet-backups"
 DB = "/var/lib/rancher/k3s/server/db"
 NAMESPACE = "restore-test"
@@ -65,7 +79,10 @@ class Lab(Site):
         inventory = work / "inventory"
         super().__init__(work, inventory / "er.fleet.yml")
         (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-        (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(LAB_CONNECTION_VARS))
+        self.evidence = work / "evidence"
+        (inventory / "group_vars" / "all.yml").write_text(
+            yaml.safe_dump({**LAB_CONNECTION_VARS, "edgefleet_lifecycle_evidence_dir": str(self.evidence)})
+        )
         site = {
             "name": CLUSTER,
             "distribution": "k3s",
@@ -121,6 +138,44 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     nodes = [(CONTAINER.format(name), name, ip) for name, ip in NODES.items()]
     with scenario_containers(nodes, SCENARIO):
         yield Lab(tmp_path_factory.mktemp("etcd-restore-lab"))
+
+
+def test_a_planned_rotation_keeps_the_api_of_three_servers_up(lab: Lab) -> None:
+    """rotate_credentials.yml while each server's /readyz is polled every second: the servers restart with the new
+    token one at a time, so on every tick some server answers; each server was down for its own restart; every
+    server ends on one new token; a second run with the same ID changes nothing."""
+    started = time.monotonic()
+    rc, out = lab.play("site.yml", "--skip-tags", "os_hardening,gitops")
+    assert rc == 0, out[-6000:]
+    before = {node: sh(node, f"cat {TOKEN}").strip() for node in NODES}
+    assert len(set(before.values())) == 1, "the servers do not share one token"
+
+    urls = {f"https://{ip}:6443": node for node, ip in NODES.items()}
+    with ReadyzPoller(lab.work, sh("er1", "cat /etc/rancher/k3s/k3s.yaml"), list(urls)) as poller:
+        rc, out = lab.play("rotate_credentials.yml", "-e", "edgefleet_rotation_id=planned-ha")
+        time.sleep(3)
+    assert rc == 0, out[-6000:]
+    outages = {urls[url]: ticks for url, ticks in poller.server_outages().items()}
+    note(
+        f"rotate_credentials on 3 servers: {len(poller.results)} ticks, {poller.failed()} with no server answering; "
+        f"each server's longest outage in ticks {outages}"
+    )
+    assert poller.results and poller.failed() == 0, f"the API was down on {poller.failed()} ticks: {outages}"
+    # Every server restarted (so the poll would have seen all three down at once).
+    assert all(ticks > 0 for ticks in outages.values()), outages
+    after = {node: sh(node, f"cat {TOKEN}").strip() for node in NODES}
+    assert len(set(after.values())) == 1, "the servers are not on one token"
+    assert set(after.values()).isdisjoint(before.values()), "the token did not change"
+    for node in NODES:
+        assert sh(node, f"{K3S} kubectl get --raw=/readyz").strip() == "ok", node
+    records = sorted(lab.evidence.glob(f"rotate_credentials-{CLUSTER}-*.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["nodes"] == sorted(NODES), records
+
+    again = lab.run("-e", "edgefleet_rotation_id=planned-ha", playbook="rotate_credentials.yml")
+    assert again.rc == 0, again.tail()
+    assert all(counts["changed"] == 0 for counts in again.recap().values()), again.recap()
+    assert {node: sh(node, f"cat {TOKEN}").strip() for node in NODES} == after
+    note(f"planned rotation test {time.monotonic() - started:.0f} s")
 
 
 def test_an_etcd_snapshot_of_a_three_server_k3s_cluster_restores_and_the_other_servers_rejoin(lab: Lab) -> None:

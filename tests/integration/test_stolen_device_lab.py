@@ -24,12 +24,10 @@ Needs the lab image, network and key (tests/lab/node.sh prepare) and the stand-i
 
 from __future__ import annotations
 
-import base64
 import calendar
 import json
 import os
 import ssl
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +40,7 @@ from labsite import (
     CACHE,
     LAB_CONNECTION_VARS,
     REPO,
+    ReadyzPoller,
     Run,
     Site,
     bash_on,
@@ -171,55 +170,6 @@ def heartbeat_age(node: str) -> float:
     return time.time() - beat
 
 
-class ReadyzPoller:
-    """GET /readyz on the server every second with the admin client certificate (independent of the token)."""
-
-    def __init__(self, work: Path) -> None:
-        kubeconfig = yaml.safe_load(sh("sd1", "cat /etc/rancher/k3s/k3s.yaml"))
-        user = kubeconfig["users"][0]["user"]
-        cert, key = work / "admin.crt", work / "admin.key"
-        cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-        key.write_bytes(base64.b64decode(user["client-key-data"]))
-        key.chmod(0o600)
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
-        self.context.load_cert_chain(str(cert), str(key))
-        self.results: list[tuple[float, bool]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self.stop.is_set():
-            started = time.monotonic()
-            ok = False
-            try:
-                with urllib.request.urlopen(f"{API}/readyz", context=self.context, timeout=2) as response:
-                    ok = response.status == 200
-            except (OSError, urllib.error.URLError):
-                ok = False
-            self.results.append((time.time(), ok))
-            self.stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
-
-    def __enter__(self) -> ReadyzPoller:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-    def failed(self) -> int:
-        return sum(1 for _t, ok in self.results if not ok)
-
-    def longest_outage(self) -> int:
-        longest = current = 0
-        for _t, ok in self.results:
-            current = 0 if ok else current + 1
-            longest = max(longest, current)
-        return longest
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     bundle = CACHE / "bundle" / "k3s" / VERSION
@@ -250,7 +200,7 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
 
     # --- Planned rotation while /readyz is polled every second.
     before = token_of("sd1")
-    with ReadyzPoller(lab.work) as poller:
+    with ReadyzPoller(lab.work, sh("sd1", "cat /etc/rancher/k3s/k3s.yaml"), [API]) as poller:
         run = lab.play("rotate_credentials.yml", "-e", "edgefleet_rotation_id=planned-1")
         time.sleep(3)
     assert run.rc == 0, run.tail()
