@@ -5,19 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PACKAGES=(podman runc netavark iptables mmdebstrap openssh-client jq)
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if (( ${#missing[@]} )); then
-  lab_log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Other make targets may run apt at the same time: wait for the lock.
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+lab_ensure_packages podman runc netavark iptables mmdebstrap openssh-client jq
 
 hard_nofile=$(ulimit -Hn)
 [[ $hard_nofile == unlimited ]] && hard_nofile=1048576

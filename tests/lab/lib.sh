@@ -20,6 +20,20 @@ LAB_INVENTORY_DIR="$REPO_ROOT/inventories/lab/generated"
 lab_log() { printf '[lab] %s\n' "$*" >&2; }
 lab_die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# Install the Debian packages named that are missing; apt is not touched when none is.
+lab_ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  (( ${#missing[@]} )) || return 0
+  lab_log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Other make targets may run apt at the same time: wait for the lock.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # The lab's ssh options: the nodes are recreated often, so host keys are not
 # pinned; nothing here leaves the lab network.
 LAB_SSH_OPTS=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null

@@ -17,17 +17,9 @@ if [[ "${1:-}" == "--print-path" ]]; then
   exit 0
 fi
 
-packages=(containerd wabt pkg-config libdbus-1-dev libseccomp-dev protobuf-compiler)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if (( ${#missing[@]} )); then
-  echo "wasm: installing ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+# shellcheck source=../lib.sh
+source "$HERE/../lib.sh"
+lab_ensure_packages containerd wabt pkg-config libdbus-1-dev libseccomp-dev protobuf-compiler
 command -v cargo >/dev/null || { echo "wasm: cargo not found (the shim is Rust)" >&2; exit 1; }
 
 if [[ -x "$OUT/$SHIM" ]]; then
