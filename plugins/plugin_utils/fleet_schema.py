@@ -15,7 +15,11 @@ import re
 import typing as t
 from urllib.parse import urlsplit
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import is_dns1123_label
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import (
+    is_dns1123_label,
+    is_label_name,
+    is_label_value,
+)
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registries as _registries
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import wasm as _wasm
@@ -113,8 +117,6 @@ PUBLISHED_VARS = CLUSTER_VARS | frozenset(
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _NUMERIC_RE = re.compile(r"[0-9.]+")  # looks like an IP address but is not one
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LABEL_KEY_RE = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
-_LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 # Upstream tags carry the distribution in their build metadata (v1.31.4+k3s1,
 # v1.31.3+k0s.0), and a version must carry build metadata: it names the build
 # the bundle holds. Other build metadata (a site's own build, the lab's
@@ -330,14 +332,14 @@ def _check_labels(ctx: Ctx, key: str, value: object) -> dict[str, str] | None:
         return None
     ok = True
     for lkey, lval in value.items():
-        if not isinstance(lkey, str) or not _LABEL_KEY_RE.fullmatch(lkey):
+        if not is_label_name(lkey):
             ctx.bad_value(
                 f"{key}.{text_of(lkey)}",
                 lkey,
                 "a Kubernetes label name (optional 'prefix/' then 1-63 of A-Z a-z 0-9 - _ .)",
             )
             ok = False
-        elif not isinstance(lval, str) or not _LABEL_VALUE_RE.fullmatch(lval):
+        elif not is_label_value(lval):
             ctx.bad_value(
                 f"{key}.{lkey}", lval, "a string Kubernetes label value (0-63 of A-Z a-z 0-9 - _ .); quote numbers"
             )
