@@ -73,7 +73,16 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
             module_files = [{**f, "install_path": None} for f in module_files]
         node_args = {
             key: args[key]
-            for key in ("bundle", "distribution", "version", "arch", "components", "staging_root", "bin_dir")
+            for key in (
+                "bundle",
+                "distribution",
+                "version",
+                "arch",
+                "components",
+                "wasm_runtimes",
+                "staging_root",
+                "bin_dir",
+            )
         }
         if args["images_dir"]:
             node_args["images_dir"] = args["images_dir"]
@@ -142,6 +151,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
             "components": args["components"],
             "bin_dir": args["bin_dir"],
             "images_dir": args["images_dir"],
+            "wasm_runtimes": args["wasm_runtimes"],
         }
         if artifacts.is_url(bundle):
             cache_dir = os.path.expanduser(args["cache_dir"])

@@ -18,7 +18,8 @@ description:
   - A checksum mismatch stops the task with a message naming the file and both hashes. A wanted file that the
     sums file does not list, or that the sums file lists but the bundle lacks, also stops it.
   - Upstream file names are used, C(k3s), C(k3s-arm64), C(k3s-armhf), C(k0s-<version>-<arch>),
-    C(k3s-airgap-images-<arch>.tar[.gz|.zst]), C(k0s-airgap-bundle-<version>-<arch>), C(install.sh).
+    C(k3s-airgap-images-<arch>.tar[.gz|.zst]), C(k0s-airgap-bundle-<version>-<arch>), C(install.sh); the
+    WASM shims as C(containerd-shim-<runtime>-v1-<arch>) (see O(wasm_runtimes)).
   - This module runs through its action plugin of the same name; calling the module part alone is not supported.
 author:
   - edgefleet.k8s contributors (@edgefleet)
@@ -55,11 +56,24 @@ options:
   components:
     description:
       - Which artifacts to stage. The binary is always required; images and the install script are
-        staged when the bundle has them.
+        staged when the bundle has them; the WASM shims of O(wasm_runtimes) are required.
     type: list
     elements: str
-    choices: [binary, images, install_script]
-    default: [binary, images, install_script]
+    choices: [binary, images, install_script, wasm_shims]
+    default: [binary, images, install_script, wasm_shims]
+  wasm_runtimes:
+    description:
+      - The WASM runtimes whose containerd shims the node runs (with C(wasm_shims) in O(components)); the
+        C(edgefleet.io/wasm-<runtime>) labels of a node name them (P(edgefleet.k8s.wasm_node_runtimes#filter)).
+      - Each shim is required in the bundle as C(containerd-shim-<runtime>-v1-<arch>), listed in the sums file
+        like every other file, and installed 0755 as C(/opt/kwasm/bin/containerd-shim-<runtime>-v1), where K3s
+        looks for shims and where the K0s containerd drop-in of P(edgefleet.k8s.wasm_runtimes#module) points.
+      - K3s adds a runtime for each shim it finds when it starts, so a shim installed where there was none
+        writes O(restart_marker). A replaced shim needs no restart.
+      - Known runtimes are C(lunatic), C(slight), C(spin), C(wasmedge), C(wasmer), C(wasmtime) and C(wws).
+    type: list
+    elements: str
+    default: []
   bundle_sums_sha256:
     description:
       - The sha256 of the bundle's C(sha256sum-<arch>.txt). Required when O(bundle) is a URL; when given
@@ -178,7 +192,7 @@ files:
       description: The upstream file name.
       type: str
     kind:
-      description: C(binary), C(images) or C(install_script).
+      description: C(binary), C(images), C(install_script) or C(wasm_shims).
       type: str
     sha256:
       description: The pinned sha256.
@@ -199,7 +213,8 @@ files:
       description: Where the file is installed, if anywhere.
       type: str
     restart_recorded:
-      description: Whether this run replaced an installed binary and wrote O(restart_marker) first.
+      description: Whether this run replaced an installed binary (or installed a new WASM shim for K3s) and wrote
+        O(restart_marker) first.
       type: bool
   sample:
     - name: k3s-arm64
@@ -231,6 +246,7 @@ staging_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgefleet.k8s.plugins.module_utils._artifacts import bundle as artifacts
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 
 
 def main() -> None:
@@ -246,7 +262,12 @@ def main() -> None:
     if params["_probe"]:
         module.exit_json(changed=False, staging_dir=staging_dir, remote=artifacts.probe(files, staging_dir))
     results, problems = artifacts.stage_and_install(
-        files, staging_dir, params["_sources"], module.check_mode, params["restart_marker"]
+        files,
+        staging_dir,
+        params["_sources"],
+        module.check_mode,
+        params["restart_marker"],
+        restart_on_new_shim=registry.get(params["distribution"]).wasm_shims_found_at_start,
     )
     out = {
         "changed": any(r.changed for r in results),

@@ -262,10 +262,37 @@ def wasm_labels_of(labels: dict[str, dict[str, str]]) -> dict[str, list[str]]:
     return {name: sorted(k for k in found if k.startswith("edgefleet.io/wasm-")) for name, found in labels.items()}
 
 
+def bundle_sums(kind: str) -> dict[str, str]:
+    """The stand-in bundle's sums file of one distribution: file name -> sha256."""
+    version = VERSIONS["EDGEFLEET_LAB_K3S_VERSION" if kind == "k3s" else "EDGEFLEET_LAB_K0S_VERSION"]
+    lines = (CACHE / "bundle" / kind / version / "sha256sum-amd64.txt").read_text().splitlines()
+    return {line.split()[1].lstrip("*"): line.split()[0] for line in lines if line.strip()}
+
+
+def installed_shims(node: str) -> dict[str, str]:
+    """The shims in the node's shim directory: name -> "<mode> <owner> <sha256>"."""
+    out = sh(
+        node,
+        "for f in /opt/kwasm/bin/containerd-shim-*; do [ -e \"$f\" ] || continue; "
+        'echo "$(basename "$f") $(stat -c \'%a %U\' "$f") $(sha256sum < "$f" | cut -d" " -f1)"; done',
+    )
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line.strip()}
+
+
 def test_wasm_runtime_classes_labels_and_k0s_dropin(lab: Lab) -> None:
     started = time.monotonic()
     first = lab.play(*SKIP)
     assert first.rc == 0, first.out[-6000:]
+
+    # The shims of the site's runtimes come from the air-gap bundle (the lab's are STAND-INS, scripts that are no
+    # shim): on each WASM-capable node, with the sha256 the bundle's sums file pins, 0755 root, and no other
+    # runtime's; none on the agent with wasm: false.
+    for node, kind in (("ew1", "k3s"), ("ew3", "k0s")):
+        sums = bundle_sums(kind)
+        assert installed_shims(node) == {
+            f"containerd-shim-{name}-v1": f"755 root {sums[f'containerd-shim-{name}-v1-amd64']}" for name in WASM
+        }, node
+    assert installed_shims("ew2") == {}
 
     # The API servers hold wasm-spin and wasm-wasmtime: handler the runtime, node selector its label.
     for node, kubectl, manifest in (
@@ -303,4 +330,6 @@ def test_wasm_runtime_classes_labels_and_k0s_dropin(lab: Lab) -> None:
     assert second.rc == 0, second.out[-4000:]
     recap = second.recap()
     assert set(NODES) <= set(recap) and all(r["changed"] == 0 for r in recap.values()), recap
+    # ... and sends nothing: every shim (and binary) is already staged with its pinned sha256.
+    assert {node: second.node(node)["bytes_sent"] for node in NODES} == dict.fromkeys(NODES, 0)
     note(f"WASM test {time.monotonic() - started:.0f} s")

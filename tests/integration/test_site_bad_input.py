@@ -59,7 +59,9 @@ def _node(name: str, address: str, role: str = "server") -> dict[str, object]:
     return {"name": name, "address": address, "role": role, "vars": {"ansible_port": 9}}
 
 
-def _run_site(tmp_path: Path, fleet: Path) -> subprocess.CompletedProcess[str]:
+def _run_site(
+    tmp_path: Path, fleet: Path, components: tuple[str, ...] = ("binary",)
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
@@ -71,7 +73,7 @@ def _run_site(tmp_path: Path, fleet: Path) -> subprocess.CompletedProcess[str]:
     )
     extra = {
         "edgefleet_artifacts_bundle": str(_bundle(tmp_path / "bundle")),
-        "edgefleet_artifacts_components": ["binary"],
+        "edgefleet_artifacts_components": list(components),
         "edgefleet_artifacts_cache_dir": str(tmp_path / "cache"),
         "ansible_python_interpreter": sys.executable,
     }
@@ -140,3 +142,17 @@ def test_pull_mode_for_a_cluster_with_an_agent_stops_before_any_host(tmp_path: P
         assert found in out, out
     assert "allowed only for a cluster whose one node is its server" in out, out
     assert "edgefleet_pull_wheelhouse" in out, out
+
+
+def test_a_bundle_without_the_shims_of_a_sites_wasm_runtimes_stops_before_any_host(tmp_path: Path) -> None:
+    """The fixture bundle has the binary and no shim: both runtimes' shims are named, with the bundle's directory,
+    by the first play on the controller."""
+    site = {"name": "site-w", "wasm": ["spin", "wasmtime"], "nodes": [_node("w1", "127.0.0.1")]}
+    fleet = _fleet(tmp_path / "wasm.fleet.yml", [site])
+    out = _assert_no_host_touched(_run_site(tmp_path, fleet, ("binary", "wasm_shims")))
+    bundle_dir = tmp_path / "bundle" / "k3s" / "v1.36.3+lab"
+    for runtime in ("spin", "wasmtime"):
+        assert (
+            f"{bundle_dir}: the WASM shim of {runtime} containerd-shim-{runtime}-v1-amd64 is neither in the bundle "
+            "nor in sha256sum-amd64.txt"
+        ) in out, out

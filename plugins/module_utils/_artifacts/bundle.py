@@ -12,6 +12,7 @@ Bundle layout (docs/architecture.md, "Air-gap bundle contract")::
         k3s | k3s-arm64 | k3s-armhf | k0s-<version>-<arch>
         k3s-airgap-images-<arch>.tar[.gz|.zst] | k0s-airgap-bundle-<version>-<arch>   (optional)
         install.sh                                                                  (optional, K3s)
+        containerd-shim-<runtime>-v1-<arch>                  (the node's WASM runtimes' shims)
         sha256sum-<arch>.txt
 
 Pure Python, no Ansible import.
@@ -28,11 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, sha256_file
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry, wasm
 
 DISTRIBUTIONS = registry.NAMES
 ARCHES = ("amd64", "arm64", "armhf")
-COMPONENTS = ("binary", "images", "install_script")
+COMPONENTS = ("binary", "images", "install_script", "wasm_shims")
 
 STAGING_ROOT = "/var/lib/edgefleet/artifacts"
 BIN_DIR = "/usr/local/bin"
@@ -57,6 +58,7 @@ def argument_spec(on_node: bool) -> dict[str, Any]:
             "choices": list(COMPONENTS),
             "default": list(COMPONENTS),
         },
+        "wasm_runtimes": {"type": "list", "elements": "str", "default": []},
         "bundle_sums_sha256": {"type": "str"},
         "cache_dir": {"type": path, "default": "~/.cache/edgefleet/artifacts"},
         "staging_root": {"type": path, "default": STAGING_ROOT},
@@ -92,13 +94,14 @@ class BundleError(Exception):
 
 @dataclass(frozen=True)
 class WantedFile:
-    """A file the node needs, named as upstream names it."""
+    """A file the node needs, named as upstream names it (a shim: as the bundle contract names it)."""
 
     name: str
     kind: str  # one of COMPONENTS
     required: bool
     mode: int
     install_path: str | None
+    what: str = ""  # how a problem names it; default, its kind
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,22 @@ def sums_name(arch: str) -> str:
     return f"sha256sum-{arch}.txt"
 
 
-def check_request(distribution: str, version: str, arch: str, components: Iterable[str]) -> list[str]:
+def shim_name(runtime: str, arch: str) -> str:
+    """The bundle's name of a WASM runtime's shim for one arch: the shim's file name, then the arch (upstream
+    ships shims in tarballs of their own naming; the bundle holds the binary, one per arch, side by side)."""
+    return f"{wasm.RUNTIMES[runtime].shim_binary}-{arch}"
+
+
+def check_request(
+    distribution: str, version: str, arch: str, components: Iterable[str], wasm_runtimes: Iterable[str] = ()
+) -> list[str]:
     """Problems with what was asked for, before looking at any file."""
     problems: list[str] = []
+    for index, runtime in enumerate(wasm_runtimes):
+        if runtime not in wasm.RUNTIMES:
+            problems.append(
+                f"wasm_runtimes[{index}]: found {runtime!r}, not a known WASM runtime; allowed: {', '.join(wasm.NAMES)}"
+            )
     if distribution not in DISTRIBUTIONS:
         problems.append(f"distribution: found {distribution!r}; allowed: {', '.join(DISTRIBUTIONS)}")
     if arch not in ARCHES:
@@ -175,11 +191,13 @@ def wanted_files(
     components: Iterable[str] = COMPONENTS,
     bin_dir: str = BIN_DIR,
     images_dir: str | None = None,
+    wasm_runtimes: Iterable[str] = (),
 ) -> list[list[WantedFile]]:
     """Groups of alternatives: from each group the first name present in the bundle is used.
 
     The binary is required (installed 0755 as ``<bin_dir>/<distribution>``); images and
-    the install script are optional (a bundle without them is fine).
+    the install script are optional (a bundle without them is fine). With ``wasm_shims``, the shim of each
+    of ``wasm_runtimes`` is required (installed 0755 in the shim directory under the shim's own name).
     """
     wanted = set(components)
     groups: list[list[WantedFile]] = [
@@ -203,6 +221,21 @@ def wanted_files(
         )
     if "install_script" in wanted and registry.get(distribution).has_install_script():
         groups.append([WantedFile("install.sh", "install_script", False, 0o755, None)])
+    if "wasm_shims" in wanted:
+        for runtime in sorted({r for r in wasm_runtimes if r in wasm.RUNTIMES}):
+            shim = wasm.RUNTIMES[runtime].shim_binary
+            groups.append(
+                [
+                    WantedFile(
+                        shim_name(runtime, arch),
+                        "wasm_shims",
+                        True,
+                        0o755,
+                        os.path.join(wasm.SHIM_DIR, shim),
+                        f"WASM shim of {runtime}",
+                    )
+                ]
+            )
     return groups
 
 
@@ -241,6 +274,7 @@ def plan_bundle(
     components: Iterable[str] = COMPONENTS,
     bin_dir: str = BIN_DIR,
     images_dir: str | None = None,
+    wasm_runtimes: Iterable[str] = (),
 ) -> tuple[BundlePlan, list[str]]:
     """Choose the files to stage from what the sums file lists and what the bundle holds.
 
@@ -251,7 +285,7 @@ def plan_bundle(
     sums_file = sums_name(arch)
     plan = BundlePlan(distribution, version, arch, source, sums_file)
     problems: list[str] = []
-    for group in wanted_files(distribution, version, arch, components, bin_dir, images_dir):
+    for group in wanted_files(distribution, version, arch, components, bin_dir, images_dir, wasm_runtimes):
         chosen: WantedFile | None = None
         for candidate in group:
             listed = candidate.name in sums
@@ -273,7 +307,7 @@ def plan_bundle(
         if chosen is None:
             if group[0].required:
                 problems.append(
-                    f"{source}: the {group[0].kind} {' or '.join(c.name for c in group)} "
+                    f"{source}: the {group[0].what or group[0].kind} {' or '.join(c.name for c in group)} "
                     f"is neither in the bundle nor in {sums_file}"
                 )
             else:
@@ -305,10 +339,12 @@ def verify_local_bundle(
     components: Iterable[str] = COMPONENTS,
     bin_dir: str = BIN_DIR,
     images_dir: str | None = None,
+    wasm_runtimes: Iterable[str] = (),
 ) -> BundlePlan:
     """Verify a bundle directory on the controller; raise BundleError listing every problem."""
     components = list(components)
-    problems = check_request(distribution, version, arch, components)
+    wasm_runtimes = list(wasm_runtimes)
+    problems = check_request(distribution, version, arch, components, wasm_runtimes)
     if problems:
         raise BundleError(problems)
     sums_path = os.path.join(bundle_dir, sums_name(arch))
@@ -332,6 +368,7 @@ def verify_local_bundle(
         components,
         bin_dir,
         images_dir,
+        wasm_runtimes,
     )
     problems.extend(plan_problems)
     verified: list[PlannedFile] = []
@@ -371,6 +408,7 @@ def fetch_bundle(
     components: Iterable[str] = COMPONENTS,
     bin_dir: str = BIN_DIR,
     images_dir: str | None = None,
+    wasm_runtimes: Iterable[str] = (),
 ) -> BundlePlan:
     """Mirror a bundle from ``url_root`` into ``cache_root`` and verify it there.
 
@@ -380,7 +418,8 @@ def fetch_bundle(
     downloaded again. Raises BundleError listing every problem.
     """
     components = list(components)
-    problems = check_request(distribution, version, arch, components)
+    wasm_runtimes = list(wasm_runtimes)
+    problems = check_request(distribution, version, arch, components, wasm_runtimes)
     sums_sha256 = (sums_sha256 or "").strip().lower()
     if not _SHA_RE.match(sums_sha256):
         problems.append(
@@ -399,7 +438,7 @@ def fetch_bundle(
     if parse_problems:
         raise BundleError(parse_problems)
     fetch_problems: list[str] = []
-    for group in wanted_files(distribution, version, arch, components, bin_dir, images_dir):
+    for group in wanted_files(distribution, version, arch, components, bin_dir, images_dir, wasm_runtimes):
         for candidate in group:
             if candidate.name in sums:
                 try:
@@ -415,7 +454,7 @@ def fetch_bundle(
                 break
     if fetch_problems:
         raise BundleError(fetch_problems)
-    plan = verify_local_bundle(cache_dir, distribution, version, arch, components, bin_dir, images_dir)
+    plan = verify_local_bundle(cache_dir, distribution, version, arch, components, bin_dir, images_dir, wasm_runtimes)
     plan.source = base
     return plan
 
@@ -530,6 +569,7 @@ def stage_and_install(
     sources: Mapping[str, str],
     check_mode: bool,
     restart_marker: str | None = None,
+    restart_on_new_shim: bool = False,
 ) -> tuple[list[FileResult], list[str]]:
     """Bring each file into the staging dir (from ``sources`` when sent) and install it.
 
@@ -539,7 +579,9 @@ def stage_and_install(
 
     When a binary replaces an installed one of other content, ``restart_marker`` is written
     first: the running service still runs the old binary, and the distribution role restarts it
-    when it finds the marker, in this run or, if this run dies first, the next one.
+    when it finds the marker, in this run or, if this run dies first, the next one. So it is when a WASM
+    shim is installed where there was none and ``restart_on_new_shim`` is set (a distribution that looks for
+    shims only when it starts); a replaced shim needs no restart, as containerd starts it anew per container.
     """
     results: list[FileResult] = []
     problems: list[str] = []
@@ -583,7 +625,8 @@ def stage_and_install(
             if inst != expected or inst_mode != mode:
                 result.installed = "would_install" if check_mode else "installed"
                 replaces = inst is not None and inst != expected and result.kind == "binary"
-                if restart_marker and replaces and not check_mode:
+                new_shim = inst is None and result.kind == "wasm_shims" and restart_on_new_shim
+                if restart_marker and (replaces or new_shim) and not check_mode:
                     root = 0 if os.geteuid() == 0 else None
                     atomic_write(restart_marker, RESTART_MARKER_TEXT, 0o600, root, root, dir_mode=0o700)
                     result.restart_recorded = True

@@ -59,7 +59,7 @@ class K0s(Distribution):
     # The CRI runtimes of the node's WASM shims, in the same import directory. The shims are looked for in
     # the first directory K3s searches, so one shim layout serves both distributions.
     wasm_dropin = "/etc/k0s/containerd.d/edgefleet-wasm.toml"
-    wasm_shim_dir = "/opt/kwasm/bin"
+    wasm_shim_dir = wasm.SHIM_DIR
     # containerd's per-registry hosts.toml files (one directory per registry); containerd reads them at
     # each pull, so a change there needs no restart. Kept outside the import directory.
     registry_hosts_dir = "/etc/k0s/containerd-hosts.d"

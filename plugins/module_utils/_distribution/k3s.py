@@ -41,6 +41,8 @@ class K3s(Distribution):
     etcd_dir = "/var/lib/rancher/k3s/server/db/etcd"
     manifests_dir = "/var/lib/rancher/k3s/server/manifests"
     images_dir = "/var/lib/rancher/k3s/agent/images"
+    # The agent looks for the known shims in /opt/kwasm/bin, /usr/bin and /usr/sbin as it starts.
+    wasm_shims_found_at_start = True
     kubeconfig = "/etc/rancher/k3s/k3s.yaml"
     server_token_path = "/var/lib/rancher/k3s/server/token"
     token_file = "/etc/rancher/k3s/token"

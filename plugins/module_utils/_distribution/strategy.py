@@ -135,6 +135,8 @@ class Distribution:
     etcd_dir: str = ""
     manifests_dir: str = ""
     images_dir: str = ""
+    # Whether the distribution looks for WASM shims only when it starts (a new shim then needs a restart).
+    wasm_shims_found_at_start: bool = False
     kubeconfig: str = ""
     server_token_path: str | None = None
     token_file: str = ""

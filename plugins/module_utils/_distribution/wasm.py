@@ -27,6 +27,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "edgefleet.k8s"}
 # The manifests stack (K0s: a sub-folder of its own) and file that hold the RuntimeClass objects.
 MANIFEST_STACK = "edgefleet-wasm"
 MANIFEST_FILE = "edgefleet-wasm.yaml"
+# Where the shims are installed on a node, on K3s and K0s alike: the first directory K3s searches for
+# known shims when its agent starts, and the directory the K0s drop-in points containerd at.
+SHIM_DIR = "/opt/kwasm/bin"
 
 
 @dataclass(frozen=True)

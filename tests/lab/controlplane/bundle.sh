@@ -8,6 +8,9 @@
 # MIGRATES version, with the fault switch migrates-datastore (a server that marks its SQLite datastore as
 # migrated and never becomes ready; no version becomes ready on a datastore so marked, until it is restored).
 # Each stand-in is one self-extracting file (standin/header.sh + tar.gz of bin/ and the Python code).
+# Each bundle directory also holds a STAND-IN for the containerd shim of every WASM runtime the collection knows,
+# containerd-shim-<runtime>-v1-amd64 (standin/wasm-shim.sh: a script that says it is no shim and exits 1), listed
+# in the sums file like the binary, so the lab stages shims as a real bundle's are staged.
 # The Python code is the edgefleet_standin package plus a copy of the collection's K3s flag table
 # (plugins/module_utils/_distribution/k3s_flag_table.py, the one list of K3s flags; the stand-in
 # imports it as edgefleet_standin.k3s_flag_table).
@@ -17,6 +20,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 FLAG_TABLE="$HERE/../../../plugins/module_utils/_distribution/k3s_flag_table.py"
+WASM_TABLE="$HERE/../../../plugins/module_utils/_distribution/wasm.py"
 
 stage_lib() { # dir: copy the stand-in's Python code into dir, then print the hash of what was staged
     [[ -f "$FLAG_TABLE" ]] || { echo "bundle: the K3s flag table $FLAG_TABLE is missing" >&2; exit 1; }
@@ -51,8 +55,12 @@ work="$(mktemp -d "$CACHE/.bundle.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 # The cache key covers the code as staged, so a changed flag table (or any stand-in file) rebuilds.
 lib_hash="$(stage_lib "$work/payload/lib")"
-inputs="$( { cat "$BIN/.stamp" "$HERE/standin/header.sh" "$HERE/versions.env"; echo "lib=$lib_hash"; } \
-           | sha256sum | cut -c1-16)"
+# The shims' file names, from the collection's runtime table (the one list of WASM runtimes).
+mapfile -t SHIMS < <(sed -n 's/^ *for name in (\(.*\))$/\1/p' "$WASM_TABLE" | tr -d '",' | tr ' ' '\n' \
+                     | sed '/^$/d; s/.*/containerd-shim-&-v1/')
+[[ ${#SHIMS[@]} -gt 0 ]] || { echo "bundle: no WASM runtimes found in $WASM_TABLE" >&2; exit 1; }
+inputs="$( { cat "$BIN/.stamp" "$HERE/standin/header.sh" "$HERE/standin/wasm-shim.sh" "$HERE/versions.env";
+             echo "lib=$lib_hash shims=${SHIMS[*]}"; } | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$inputs" && -x "$K3S_DIR/k3s" && -x "$K0S_DIR/k0s-$K0S_V-amd64" \
       && -x "$CACHE/bundle/k3s/$K3S_NEXT/k3s" && -x "$CACHE/bundle/k0s/$K0S_NEXT/k0s-$K0S_NEXT-amd64" \
       && -x "$CACHE/bundle/k3s/$BROKEN/k3s" && -x "$CACHE/bundle/k0s/$BROKEN/k0s-$BROKEN-amd64" \
@@ -80,7 +88,14 @@ bundle_one() { # flavor version [fault]: the bundle directory of one stand-in ve
     file=$([[ $1 == k3s ]] && echo k3s || echo "k0s-$2-amd64")
     mkdir -p "$dir"
     make_one "$1" "$2" "$dir/$file" "${3:-}"
-    (cd "$dir" && sha256sum "$file" > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
+    local shim names=("$file")
+    for shim in "${SHIMS[@]}"; do
+        sed -e "s|@SHIM@|$shim|g" -e "s|@ARCH@|amd64|g" "$HERE/standin/wasm-shim.sh" > "$dir/$shim-amd64.tmp"
+        chmod 0755 "$dir/$shim-amd64.tmp"
+        mv -f "$dir/$shim-amd64.tmp" "$dir/$shim-amd64"
+        names+=("$shim-amd64")
+    done
+    (cd "$dir" && sha256sum "${names[@]}" > sha256sum-amd64.txt.tmp && mv -f sha256sum-amd64.txt.tmp sha256sum-amd64.txt)
     rm -f "$dir/.inputs"
 }
 bundle_one k3s "$K3S_V"

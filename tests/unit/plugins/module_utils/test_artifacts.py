@@ -357,3 +357,115 @@ def test_a_replaced_binary_records_the_restart_before_the_swap(tmp_path: Path, m
     marker.unlink()
     results, problems = artifacts.stage_and_install(files, staging, {}, False, str(marker))
     assert problems == [] and not marker.exists() and not any(r.changed for r in results)
+
+
+# --- WASM shims ----------------------------------------------------------------------------------
+
+SHIM_SPIN = b"#!/bin/sh\n# test fixture, not a spin shim\n"
+SHIM_WASMTIME = b"#!/bin/sh\n# test fixture, not a wasmtime shim\n"
+
+
+def shim_bundle(root: Path, dist: str = "k3s", arch: str = "arm64") -> Path:
+    return make_bundle(
+        root,
+        dist,
+        arch=arch,
+        **{f"containerd-shim-spin-v1-{arch}": SHIM_SPIN, f"containerd-shim-wasmtime-v1-{arch}": SHIM_WASMTIME},
+    )
+
+
+def test_shim_names_follow_the_runtime_table() -> None:
+    assert artifacts.shim_name("spin", "arm64") == "containerd-shim-spin-v1-arm64"
+    assert artifacts.shim_name("wasmtime", "amd64") == "containerd-shim-wasmtime-v1-amd64"
+
+
+@pytest.mark.parametrize("dist", ["k3s", "k0s"])
+def test_the_node_runtimes_shims_are_planned_pinned_and_installed_in_the_shim_dir(tmp_path: Path, dist: str) -> None:
+    directory = shim_bundle(tmp_path, dist)
+    plan = artifacts.verify_local_bundle(str(directory), dist, VERSION, "arm64", wasm_runtimes=["wasmtime", "spin"])
+    shims = {f.name: f for f in plan.files if f.kind == "wasm_shims"}
+    assert {name: (f.install_path, f.mode, f.sha256) for name, f in shims.items()} == {
+        "containerd-shim-spin-v1-arm64": ("/opt/kwasm/bin/containerd-shim-spin-v1", 0o755, _sha(SHIM_SPIN)),
+        "containerd-shim-wasmtime-v1-arm64": (
+            "/opt/kwasm/bin/containerd-shim-wasmtime-v1",
+            0o755,
+            _sha(SHIM_WASMTIME),
+        ),
+    }
+    # Only the runtimes asked for: a node with one runtime gets one shim, a node with none gets none.
+    one = artifacts.verify_local_bundle(str(directory), dist, VERSION, "arm64", wasm_runtimes=["spin"])
+    assert [f.name for f in one.files if f.kind == "wasm_shims"] == ["containerd-shim-spin-v1-arm64"]
+    none = artifacts.verify_local_bundle(str(directory), dist, VERSION, "arm64")
+    assert [f for f in none.files if f.kind == "wasm_shims"] == []
+    # Without the wasm_shims component nothing of them is planned either.
+    binary_only = artifacts.verify_local_bundle(
+        str(directory), dist, VERSION, "arm64", ["binary"], wasm_runtimes=["spin"]
+    )
+    assert [f.kind for f in binary_only.files] == ["binary"]
+
+
+def test_a_missing_or_unpinned_shim_and_an_unknown_runtime_are_all_reported(tmp_path: Path) -> None:
+    directory = make_bundle(tmp_path, arch="arm64", **{"containerd-shim-spin-v1-arm64": SHIM_SPIN})
+    # wasmtime's shim is in the bundle but not in the sums file.
+    (directory / "containerd-shim-wasmtime-v1-arm64").write_bytes(SHIM_WASMTIME)
+    with pytest.raises(artifacts.BundleError) as err:
+        artifacts.verify_local_bundle(
+            str(directory), "k3s", VERSION, "arm64", wasm_runtimes=["spin", "wasmtime", "wasmedge"]
+        )
+    text = "\n".join(err.value.problems)
+    assert len(err.value.problems) == 2, text
+    assert "containerd-shim-wasmtime-v1-arm64: present in the bundle but not listed in sha256sum-arm64.txt" in text
+    assert "the WASM shim of wasmedge containerd-shim-wasmedge-v1-arm64 is neither in the bundle nor in" in text
+    with pytest.raises(artifacts.BundleError) as err:
+        artifacts.verify_local_bundle(str(directory), "k3s", VERSION, "arm64", wasm_runtimes=["spinn", "wasm"])
+    assert [p.split(":")[0] for p in err.value.problems] == ["wasm_runtimes[0]", "wasm_runtimes[1]"]
+    assert "allowed: lunatic, slight, spin, wasmedge, wasmer, wasmtime, wws" in err.value.problems[0]
+
+
+def test_a_flipped_byte_in_a_shim_names_it(tmp_path: Path) -> None:
+    directory = shim_bundle(tmp_path)
+    (directory / "containerd-shim-spin-v1-arm64").write_bytes(SHIM_SPIN + b"x")
+    with pytest.raises(artifacts.BundleError) as err:
+        artifacts.verify_local_bundle(str(directory), "k3s", VERSION, "arm64", wasm_runtimes=["spin"])
+    assert len(err.value.problems) == 1
+    assert (
+        "containerd-shim-spin-v1-arm64: sha256 mismatch: sha256sum-arm64.txt pins " + _sha(SHIM_SPIN)
+        in (err.value.problems[0])
+    )
+
+
+def test_a_new_shim_records_a_restart_only_where_asked_and_a_replaced_one_never(tmp_path: Path) -> None:
+    """K3s looks for shims as it starts: a shim where there was none needs a restart. A shim replaced in place
+    does not (containerd starts the shim anew for each container), nor does any shim for K0s."""
+    directory = shim_bundle(tmp_path / "b")
+    plan = artifacts.verify_local_bundle(
+        str(directory), "k3s", VERSION, "arm64", ["binary", "wasm_shims"], wasm_runtimes=["spin"]
+    )
+    files = _module_files(plan, tmp_path)
+    staging = str(tmp_path / "node" / "staging")
+    marker = tmp_path / "node" / "restart-pending" / "k3s.service"
+    sources = {}
+    for f in plan.files:
+        (tmp_path / f"sent-{f.name}").write_bytes(Path(f.local_path).read_bytes())
+        sources[f.name] = str(tmp_path / f"sent-{f.name}")
+
+    # A distribution that does not look for shims at start (K0s): nothing recorded.
+    results, problems = artifacts.stage_and_install(files, staging, dict(sources), False, str(marker))
+    assert problems == [] and not marker.exists()
+    shim = tmp_path / "node" / "opt/kwasm/bin/containerd-shim-spin-v1"
+    assert _sha(shim.read_bytes()) == _sha(SHIM_SPIN) and oct(shim.stat().st_mode & 0o777) == "0o755"
+
+    # K3s: the shim goes away and comes back - a new shim for the agent, so the restart is recorded.
+    shim.unlink()
+    results, problems = artifacts.stage_and_install(files, staging, {}, False, str(marker), restart_on_new_shim=True)
+    assert problems == [] and marker.exists()
+    assert [r.name for r in results if r.restart_recorded] == ["containerd-shim-spin-v1-arm64"]
+
+    # A shim of other content replaced in place: no restart; then nothing to do at all.
+    marker.unlink()
+    shim.write_bytes(b"another build")
+    results, problems = artifacts.stage_and_install(files, staging, {}, False, str(marker), restart_on_new_shim=True)
+    assert problems == [] and not marker.exists()
+    assert [r.name for r in results if r.changed] == ["containerd-shim-spin-v1-arm64"]
+    results, problems = artifacts.stage_and_install(files, staging, {}, False, str(marker), restart_on_new_shim=True)
+    assert problems == [] and not any(r.changed for r in results) and not marker.exists()
