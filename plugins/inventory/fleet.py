@@ -93,10 +93,14 @@ options:
   defaults:
     description:
       - Fleet-wide settings that every site inherits and may override
-        (region, model, channel, distribution, version, datastore, datastore_endpoint, arch, gitops, labels, vars).
+        (region, model, channel, distribution, version, datastore, datastore_endpoint, arch, gitops, labels, vars,
+        registries, wasm).
       - Also C(channels), fleet-wide only, the version each release channel runs per distribution, a mapping
         of channel name to a mapping of distribution to version. A site without its own C(version) runs its
         channel's version for its distribution, else the default C(version).
+      - Also C(models), fleet-wide only, what each hardware model runs, a mapping of model name to its settings
+        (today C(wasm), the WASM runtimes). A site without its own C(wasm) runs its model's, else the default
+        C(wasm).
       - May be given once, here or in one source document.
     type: dict
   overlays:

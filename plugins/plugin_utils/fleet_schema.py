@@ -68,7 +68,9 @@ SETTING_KEYS: tuple[str, ...] = (
     "wasm",
 )
 # channels: fleet-wide only, the version each release channel runs, per distribution.
-DEFAULTS_KEYS: tuple[str, ...] = (*SETTING_KEYS, "channels")
+# models: fleet-wide only, what each hardware model runs (MODEL_KEYS); a site's own setting wins.
+DEFAULTS_KEYS: tuple[str, ...] = (*SETTING_KEYS, "channels", "models")
+MODEL_KEYS: tuple[str, ...] = ("wasm",)
 SITE_KEYS: tuple[str, ...] = ("name", "nodes", "groups", *SETTING_KEYS)
 NODE_KEYS: tuple[str, ...] = ("name", "address", "role", "arch", "labels", "vars", "wasm")
 GITOPS_KEYS: tuple[str, ...] = ("engine", "repo", "branch", "network_policies")
@@ -542,6 +544,35 @@ def _check_channels(ctx: Ctx, raw: object) -> dict[str, dict[str, str]] | None:
     return out if ok else None
 
 
+def _check_models(ctx: Ctx, raw: object) -> dict[str, dict[str, t.Any]] | None:
+    """``models: {<model>: {wasm: [<runtime>, ...]}}``: every problem is reported; None if any."""
+    shape = "a mapping of hardware model name to its settings, e.g. {rpi5: {wasm: [spin]}}"
+    if not isinstance(raw, dict) or not raw:
+        ctx.bad_value("models", raw, shape)
+        return None
+    out: dict[str, dict[str, t.Any]] = {}
+    ok = True
+    for model, entry in raw.items():
+        if _check_name(ctx, f"models.{text_of(model)}", model, "model") is None:
+            ok = False
+            continue
+        mctx = ctx.sub(f"models.{model}.")
+        if not isinstance(entry, dict) or not entry:
+            ctx.bad_value(f"models.{model}", entry, "a mapping with keys " + ", ".join(MODEL_KEYS))
+            ok = False
+            continue
+        if any(key not in MODEL_KEYS for key in entry):
+            mctx.check_keys(entry, MODEL_KEYS, f"model {model!r}")
+            ok = False
+        if "wasm" in entry:
+            names, problems = _wasm.check_runtimes(entry["wasm"])
+            for index, message in problems:
+                mctx.error(f"wasm{index}", message)
+            ok = ok and not problems
+            out.setdefault(model, {})["wasm"] = names
+    return out if ok else None
+
+
 class _Registry:
     """Everything gathered from the documents before per-site validation."""
 
@@ -549,6 +580,8 @@ class _Registry:
         self.defaults: dict[str, t.Any] = {}
         # channels: {channel: {distribution: version}}; None when given but invalid (reported once).
         self.channels: dict[str, dict[str, str]] | None = {}
+        # models: {model: {wasm: [runtime, ...]}}; None when given but invalid (reported once).
+        self.models: dict[str, dict[str, t.Any]] | None = {}
         self.defaults_file: str | None = None
         self.defaults_given: frozenset[str] = frozenset()
         self.defaults_bad: frozenset[str] = frozenset()  # given in defaults, but invalid
@@ -591,6 +624,8 @@ def _collect(documents: t.Iterable[tuple[str, t.Any]], problems: Problems) -> _R
                     reg.defaults, bad = _check_settings(dctx, raw)
                     if "channels" in raw:
                         reg.channels = _check_channels(dctx, raw["channels"])
+                    if "models" in raw:
+                        reg.models = _check_models(dctx, raw["models"])
                     reg.defaults_bad = frozenset(bad)
                 elif raw is not None:
                     ctx.bad_value("defaults", raw, "a mapping with keys " + ", ".join(DEFAULTS_KEYS))
@@ -767,7 +802,10 @@ def _build_site(ctx: Ctx, raw: t.Any, reg: _Registry, seen: _Seen) -> dict[str, 
     if engine is not None and engine != "none" and not repo_given:
         ctx.error("gitops.repo", f"missing; the {engine} engine needs the fleet Git repo (or set engine: none)")
     registries = settings.get("registries", {})
-    runtimes = settings.get("wasm", [])
+    # The WASM runtimes: the site's own, else its model's (defaults.models), else the fleet default.
+    model = settings.get("model")
+    model_settings = (reg.models or {}).get(model, {}) if isinstance(model, str) and "wasm" not in own else {}
+    runtimes = model_settings.get("wasm", settings.get("wasm", []))
     if distribution is not None and not registry.get(distribution).registry_rewrites:
         for mirror, entry in (registries.get("mirrors") or {}).items():
             if isinstance(entry, dict) and "rewrites" in entry:

@@ -14,7 +14,9 @@ One bring-up serves every assertion: a -vvv converge (the registry password is i
 with changed=0, a mirror change that rewrites only the affected file, and a fleet with three bad mirror entries
 that fails with all three named before any host is touched.
 
-Both sites also run the WASM runtimes spin and wasmtime, with the K3s agent ew2 `wasm: false`: the RuntimeClass
+Both sites also run the WASM runtimes spin and wasmtime (the K3s site's own `wasm`, the K0s site's through its
+hardware model's entry in `defaults.models`), with the K3s agent ew2 `wasm: false`: the shims staged from the
+air-gap bundle (the lab's are stand-ins, scripts that are no shim) on the WASM-capable nodes only, the RuntimeClass
 objects the init servers' manifests folders deliver (read back from the API server through the stand-in's admin
 kubeconfig), the runtime labels on the K3s and K0s nodes, the K0s containerd drop-in, and a second run with
 changed=0. No shim runs here: the stand-in has no containerd, so this proves the objects and files, not that a
@@ -88,6 +90,8 @@ class Lab(Site):
                 "sqlite", VERSIONS["EDGEFLEET_LAB_K3S_VERSION"], VERSIONS["EDGEFLEET_LAB_K0S_VERSION"]
             ),
             "registries": registries,
+            # The K0s site's hardware model runs the WASM runtimes; the K3s site names them itself.
+            "models": {"ew-wasm-box": {"wasm": WASM}},
         }
         sites = [
             {
@@ -102,7 +106,7 @@ class Lab(Site):
             {
                 "name": "ew-k0s",
                 "distribution": "k0s",
-                "wasm": WASM,
+                "model": "ew-wasm-box",
                 "nodes": [{"name": "ew3", "address": NODES["ew3"], "role": "server"}],
             },
         ]
@@ -273,7 +277,7 @@ def installed_shims(node: str) -> dict[str, str]:
     """The shims in the node's shim directory: name -> "<mode> <owner> <sha256>"."""
     out = sh(
         node,
-        "for f in /opt/kwasm/bin/containerd-shim-*; do [ -e \"$f\" ] || continue; "
+        'for f in /opt/kwasm/bin/containerd-shim-*; do [ -e "$f" ] || continue; '
         'echo "$(basename "$f") $(stat -c \'%a %U\' "$f") $(sha256sum < "$f" | cut -d" " -f1)"; done',
     )
     return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line.strip()}

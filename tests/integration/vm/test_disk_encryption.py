@@ -9,10 +9,12 @@ One VM, one sequence. The stages are module-scoped fixtures, each requesting the
 builds on:
 
     vm ─ scenario ─ prepared ─ converged ─ migrated ─ reran ─ rebooted ─ pcr7_extended
+                          │                              └─ stolen ─ decommissioned
                           └─ (the refusals need only `prepared`)
 
 The tests run in file order (the order of the old shell scenario): prepare, converge, migrate, re-runs,
-refusals, recovery, each pin alone, reboot, PCR 7, decommission, and the log scan last. A stage that fails
+refusals, recovery, each pin alone, a stolen agent's disk and its decommission (the site's Tang keys rotated),
+reboot, PCR 7, the node's own crypto-erase, and the log scan last. A stage that fails
 fails every test that needs it with the stage's own message ("stage 'converge' failed: ..."); `-k` on one
 test runs just the stages it needs. Tests that change the node (the pins, the decommission) restore what a
 later test needs or come after every test that needs it.
@@ -40,9 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from vmlab import (
     CACHE,
     REPO,
+    VM_INVENTORY,
     VM_NAME,
     Ansible,
     PlayRun,
@@ -472,6 +476,173 @@ def test_sss_slot_unlocks_with_tang_alone(scenario: Scenario, converged: Converg
         host.run("sudo systemctl start tangd.socket")
     assert not blocked, "the key came out with Tang stopped: the TPM was still reachable for the tpm2 pin"
     assert host.ok(f"{no_tpm} | {opens}"), "sss did not unlock with Tang alone (TPM unreachable)"
+
+
+# --------------------------------------------------------------------------- a stolen agent's disk
+
+THIEF = "vm-thief"  # an agent of the VM's cluster that is gone: nothing answers at its address
+THIEF_IMG = "/var/tmp/edgefleet-thief.img"  # its data disk, bound as the node's is (sss: TPM2 PCR 7, Tang)
+THIEF_COPY = "/var/tmp/edgefleet-thief-copy.img"  # what the thief took away: a byte copy
+# The copy's clevis slot with the TPM unreachable (a thief has the disk, not the node's TPM), then the key it
+# yields tried on the copy. $1: the copy's loop device.
+THIEF_UNLOCK = (
+    'slot=$(clevis luks list -d "$1" | sed -n "s/^\\([0-9]*\\): sss .*/\\1/p" | head -n1); [ -n "$slot" ] || exit 3; '
+    'env TPM2TOOLS_TCTI=device:/dev/null clevis luks pass -d "$1" -s "$slot" 2>/dev/null '
+    '| cryptsetup open --test-passphrase --key-file=- "$1"'
+)
+
+
+@dataclass
+class Stolen:
+    unlocked_before: bool
+
+
+def _with_loop(host: VmHost, image: str, script: str) -> tuple[bool, str]:
+    """Run `script` ($1: a loop device over `image`), detaching the loop device afterwards."""
+    body = (
+        f"set -u; loop=$(losetup -f --show {image}) || exit 90; trap 'losetup -d \"$loop\"' EXIT; "
+        f'set -- "$loop"; {script}'
+    )
+    proc = host.run("sudo bash -s", stdin=body)
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
+@pytest.fixture(scope="module")
+def stolen(scenario: Scenario, reran: Reran) -> Stolen:
+    """The disk of an agent of the VM's cluster, bound to the site's Tang server as the VM's own volume is
+    (sss: TPM2 on PCR 7, or Tang), and a byte copy of it, as a thief would take it. The agent itself is gone."""
+    host = scenario.host
+    with stage("stolen disk"):
+        # The agent's own passphrase exists only inside this script (a thief never had it).
+        setup = (
+            f"set -eu; rm -f {THIEF_IMG} {THIEF_COPY}; truncate -s 40M {THIEF_IMG}; "
+            "key=$(head -c 32 /dev/urandom | base64); "
+            f'printf %s "$key" | cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 '
+            f"--key-file=- {THIEF_IMG}; "
+            f"loop=$(losetup -f --show {THIEF_IMG}); trap 'losetup -d \"$loop\"' EXIT; "
+            'printf %s "$key" | clevis luks bind -y -k - -d "$loop" sss '
+            '\'{"t":1,"pins":{"tpm2":{"pcr_ids":"7"},"tang":[{"url":"http://127.0.0.1"}]}}\'; '
+            f"cp {THIEF_IMG} {THIEF_COPY}"
+        )
+        proc = host.run("sudo bash -s", stdin=setup)
+        assert proc.returncode == 0, f"the stolen agent's disk could not be made: {proc.stderr.strip()[-1500:]}"
+        # The control: before the decommission, the copy unlocks through Tang with no TPM.
+        unlocked, out = _with_loop(host, THIEF_COPY, THIEF_UNLOCK)
+        log(f"stolen disk copied; unlocks through Tang without the TPM before the decommission: {unlocked}")
+        if not unlocked:
+            log(f"the copy's unlock before the decommission: {out[-800:]}")
+    return Stolen(unlocked)
+
+
+@dataclass
+class Decommissioned:
+    run: PlayRun
+    evidence: list[Path]
+    keys_before: list[str]
+    keys_after: list[str]
+
+
+def _decommission_inventory(work: Path) -> Path:
+    """The VM's cluster as a fleet inventory would give it, with the stolen agent added: the VM's inventory
+    host and the scenario's vars, the agent at an address where nothing answers, the VM as the site's Tang
+    server."""
+    vm_hosts = yaml.safe_load(VM_INVENTORY.read_text())["all"]["children"]["edgefleet_vm"]["hosts"]
+    cluster: dict[str, object] = {}
+    for name in ("k3s.yml", "encryption.yml", "k3s-volume.yml"):
+        cluster.update(yaml.safe_load((SCENARIO / "vars" / name).read_text()))
+    cluster.update(
+        {
+            "edgefleet_cluster_agents": [THIEF],
+            "edgefleet_disk_encryption_tang_host": VM_NAME,
+            "edgefleet_gitops_engine": "none",
+            "edgefleet_lifecycle_evidence_dir": str(work / "evidence"),
+        }
+    )
+    thief = {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": 9,
+        "ansible_user": "edge",
+        "ansible_ssh_timeout": 5,
+        "edgefleet_node_role": "agent",
+    }
+    inventory = {"all": {"vars": cluster, "hosts": {**vm_hosts, THIEF: thief}}}
+    path = work / "decommission-inventory.yml"
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
+def _tang_keys(host: VmHost) -> list[str]:
+    """The key files the VM's Tang server advertises."""
+    return sorted(host.out("sudo find /var/lib/tang -maxdepth 1 -name '*.jwk' ! -name '.*' -printf '%f\\n'").split())
+
+
+@pytest.fixture(scope="module")
+def decommissioned(scenario: Scenario, stolen: Stolen, tmp_path_factory: pytest.TempPathFactory) -> Decommissioned:
+    """edgefleet.k8s.decommission for the stolen agent, which does not answer: through the rest of its
+    cluster (the VM), the join token rotated and the site's Tang keys rotated, the VM's volume rebound first."""
+    host = scenario.host
+    work = tmp_path_factory.mktemp("decommission")
+    with stage("decommission of the stolen agent"):
+        keys_before = _tang_keys(host)
+        ansible = Ansible(
+            scenario.logs,
+            {k: v for k, v in scenario.ansible.env.items() if k.startswith(("EDGE", "ANSIBLE_VAULT"))},
+            inventory=_decommission_inventory(work),
+        )
+        run = ansible.play(
+            "decommission-stolen",
+            REPO / "playbooks" / "decommission.yml",
+            extra_vars={"edgefleet_lifecycle_node": THIEF, "edgefleet_lifecycle_confirm": THIEF},
+        )
+        assert run.rc == 0, run.explain()
+        log(_recap(run))
+        evidence = sorted((work / "evidence").glob("*.json"))
+        keys_after = _tang_keys(host)
+        log(f"Tang keys advertised: before {keys_before}, after {keys_after}")
+    return Decommissioned(run, evidence, keys_before, keys_after)
+
+
+def test_a_copy_of_a_stolen_disk_no_longer_unlocks_through_tang(
+    scenario: Scenario, stolen: Stolen, decommissioned: Decommissioned
+) -> None:
+    assert stolen.unlocked_before, "the control failed: the copy did not unlock through Tang before the decommission"
+    assert decommissioned.keys_before and decommissioned.keys_after, "the Tang server advertises no key"
+    assert not set(decommissioned.keys_before) & set(decommissioned.keys_after), (
+        f"old Tang keys are still advertised: {decommissioned.keys_before} -> {decommissioned.keys_after}"
+    )
+    hidden = scenario.host.out("sudo find /var/lib/tang -maxdepth 1 -name '.*.jwk' -printf '%f\\n'")
+    assert hidden == "", f"the old keys were hidden but not retired: {hidden}"
+    unlocked, out = _with_loop(scenario.host, THIEF_COPY, THIEF_UNLOCK)
+    assert not unlocked, f"the stolen disk's copy still unlocks through Tang after the decommission: {out[-500:]}"
+
+
+def test_the_remaining_node_unlocks_through_the_new_tang_keys(
+    scenario: Scenario, converged: Converged, decommissioned: Decommissioned
+) -> None:
+    """The VM's own volume (sss) was rebound before the old keys went: its Tang path alone (TPM unreachable)
+    still yields the key; the reboot tests below show it unlocking at boot."""
+    host = scenario.host
+    slot = _sss_slot(host)
+    no_tpm = f"sudo env TPM2TOOLS_TCTI=device:/dev/null clevis luks pass -d {DEV} -s {slot} 2>/dev/null"
+    assert host.ok(f"{no_tpm} | sudo cryptsetup open --test-passphrase --key-file=- {DEV}"), (
+        "the remaining node's volume no longer unlocks through Tang after the rotation"
+    )
+    assert host.ok(f"sudo test -e /var/lib/edgefleet/tang-rebinds/decommission-{THIEF}"), "the VM was not rebound"
+
+
+def test_the_recovery_passphrase_still_opens_the_remaining_node_after_the_rotation(
+    scenario: Scenario, decommissioned: Decommissioned
+) -> None:
+    assert scenario.opens(K3S_VOLUME, DEV), "the escrowed recovery passphrase no longer opens the K3s volume"
+
+
+def test_the_decommission_evidence_names_the_tang_rotation(decommissioned: Decommissioned) -> None:
+    assert len(decommissioned.evidence) == 1, decommissioned.evidence
+    record = yaml.safe_load(decommissioned.evidence[0].read_text())
+    assert record["node"] == THIEF and record["node_reachable"] is False, record
+    tang = record["tang"]
+    assert tang["rotated"] is True and sorted(tang["old_keys"]) == decommissioned.keys_before, tang
+    assert sorted(tang["new_keys"]) == decommissioned.keys_after, tang
 
 
 def test_volumes_unlock_at_boot_by_the_tpm_with_tang_off(scenario: Scenario, rebooted: None) -> None:

@@ -84,6 +84,66 @@ def test_unknown_runtimes_are_refused_with_the_allowed_list() -> None:
     assert any("ber-01-a1" in p and "wasm" in p and "true or false" in p for p in text)
 
 
+def test_a_model_says_which_runtimes_its_sites_run_and_a_sites_own_setting_wins() -> None:
+    doc = fleet(None)
+    del doc["sites"][0]["wasm"]
+    doc["defaults"]["wasm"] = ["wws"]
+    doc["defaults"]["models"] = {"rpi5": {"wasm": ["spin"]}, "nuc": {"wasm": ["wasmtime", "spin"]}}
+    other = {
+        "name": "par-01",
+        "model": "x86-box",
+        "nodes": [{"name": "par-01-s1", "address": "192.0.2.20", "role": "server"}],
+    }
+    own = {
+        "name": "mad-01",
+        "model": "nuc",
+        "wasm": [],
+        "nodes": [{"name": "mad-01-s1", "address": "192.0.2.30", "role": "server"}],
+    }
+    doc["sites"] += [other, own]
+    plan, _warnings = build_plan([("fleet.yml", doc)])
+    by_site = {
+        site["nodes"][0]["name"].rsplit("-", 1)[0]: {**site["vars"], **site["nodes"][0]["vars"]}
+        for site in plan["sites"]
+    }
+
+    def wasm_labels(site: str) -> list[str]:
+        return sorted(k for k in by_site[site]["edgefleet_node_labels"] if k.startswith("edgefleet.io/wasm-"))
+
+    # rpi5 (the default model): the model's runtimes, not the fleet default's.
+    assert by_site["ber-01"]["edgefleet_wasm_runtimes"] == ["spin"]
+    assert wasm_labels("ber-01") == ["edgefleet.io/wasm-spin"]
+    # A model without an entry: the fleet default.
+    assert by_site["par-01"]["edgefleet_wasm_runtimes"] == ["wws"]
+    # The site's own setting (here: none at all) wins over its model's.
+    assert "edgefleet_wasm_runtimes" not in by_site["mad-01"] and wasm_labels("mad-01") == []
+    # The agent with wasm: false opts out of its model's runtimes too.
+    agent = node_vars(plan, "ber-01-a1")
+    assert not [k for k in agent["edgefleet_node_labels"] if k.startswith("edgefleet.io/wasm-")]
+
+
+def test_every_bad_model_entry_is_reported() -> None:
+    doc = fleet(None)
+    del doc["sites"][0]["wasm"]
+    doc["defaults"]["models"] = {
+        "rpi5": {"wasm": ["spin", "spinn"], "cpu": "arm"},
+        "Bad_Model": {"wasm": ["spin"]},
+        "nuc": ["wasmtime"],
+    }
+    with pytest.raises(FleetError) as info:
+        build_plan([("fleet.yml", doc)])
+    text = [str(p) for p in info.value.problems]
+    assert len(text) == 4, text
+    assert any("defaults.models.rpi5.wasm[1]" in p and "did you mean 'spin'" in p for p in text), text
+    assert any("defaults.models.rpi5.cpu" in p and "allowed: wasm" in p for p in text), text
+    assert any("defaults.models.Bad_Model" in p and "DNS-1123" in p for p in text), text
+    assert any("defaults.models.nuc" in p and "a mapping with keys wasm" in p for p in text), text
+    doc["defaults"]["models"] = []
+    with pytest.raises(FleetError) as info:
+        build_plan([("fleet.yml", doc)])
+    assert ["defaults.models" in str(p) and "{rpi5: {wasm: [spin]}}" in str(p) for p in info.value.problems] == [True]
+
+
 def test_a_runtime_class_per_runtime_with_handler_and_node_selector() -> None:
     objects = wasm.runtime_classes(["wasmtime", "spin", "wasmtime"])
     # Named apart from K3s's packaged classes (`spin`, `wasmtime`, no node selector), handler the runtime's name.
