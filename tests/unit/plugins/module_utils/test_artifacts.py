@@ -239,6 +239,15 @@ def _module_files(plan: artifacts.BundlePlan, tmp_path: Path) -> list[dict[str, 
     return out
 
 
+def _sent(plan: artifacts.BundlePlan, tmp_path: Path) -> dict[str, str]:
+    """What the action plugin sends: a copy of each file, where the node finds it (it is moved into place)."""
+    sources = {}
+    for f in plan.files:
+        (tmp_path / f"sent-{f.name}").write_bytes(Path(f.local_path).read_bytes())
+        sources[f.name] = str(tmp_path / f"sent-{f.name}")
+    return sources
+
+
 def test_stage_install_then_nothing_to_do(tmp_path: Path) -> None:
     directory = make_bundle(tmp_path / "b")
     plan = artifacts.verify_local_bundle(str(directory), "k3s", VERSION, "arm64")
@@ -322,10 +331,7 @@ def test_a_replaced_binary_records_the_restart_before_the_swap(tmp_path: Path, m
     files = _module_files(plan, tmp_path)
     staging = str(tmp_path / "node" / "staging")
     marker = tmp_path / "node" / "restart-pending" / "k3s.service"
-    sources = {}
-    for f in plan.files:
-        (tmp_path / f"sent-{f.name}").write_bytes(Path(f.local_path).read_bytes())
-        sources[f.name] = str(tmp_path / f"sent-{f.name}")
+    sources = _sent(plan, tmp_path)
 
     # First install: nothing runs the binary yet, nothing to record.
     results, problems = artifacts.stage_and_install(files, staging, sources, False, str(marker))
@@ -444,10 +450,7 @@ def test_a_new_shim_records_a_restart_only_where_asked_and_a_replaced_one_never(
     files = _module_files(plan, tmp_path)
     staging = str(tmp_path / "node" / "staging")
     marker = tmp_path / "node" / "restart-pending" / "k3s.service"
-    sources = {}
-    for f in plan.files:
-        (tmp_path / f"sent-{f.name}").write_bytes(Path(f.local_path).read_bytes())
-        sources[f.name] = str(tmp_path / f"sent-{f.name}")
+    sources = _sent(plan, tmp_path)
 
     # A distribution that does not look for shims at start (K0s): nothing recorded.
     results, problems = artifacts.stage_and_install(files, staging, dict(sources), False, str(marker))
