@@ -34,6 +34,7 @@ def upgrade_plan(hostvars: t.Any, hosts: t.Any, settings: t.Any = None) -> dict[
     plan = up.build_plan(up.node_facts_from_hostvars(hostvars, [str(h) for h in hosts]), parsed)
     out = plan.as_dict()
     out["refusals"] = [*problems, *out["refusals"]]
+    out["bundles"] = up.upgrade_bundles(out, hostvars)
     return out
 
 

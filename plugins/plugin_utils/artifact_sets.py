@@ -24,19 +24,21 @@ def host_wasm_runtimes(hostvars: Mapping[str, Any]) -> list[str]:
     return wasm.node_runtimes(labels) if isinstance(labels, Mapping) else []
 
 
-def artifact_sets(hosts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def artifact_sets(hosts: Iterable[Mapping[str, Any]], version: str | None = None) -> list[dict[str, Any]]:
     """The bundles ``hosts`` (their host vars) need, in the order first seen.
 
     Each host's ``edgefleet_artifacts_<x>`` wins when set (group or host vars), else the fleet's
-    ``edgefleet_<x>``. Each entry: ``distribution``, ``version``, ``arch``, ``key`` (``<d>/<v>/<a>``, as
-    ``edgefleet_artifacts_bundle_sums_sha256`` is keyed) and ``wasm_runtimes`` (the union over its hosts, sorted).
+    ``edgefleet_<x>``; ``version``, when given, is the version of every entry (an upgrade's target). Each entry:
+    ``distribution``, ``version``, ``arch``, ``key`` (``<d>/<v>/<a>``, as ``edgefleet_artifacts_bundle_sums_sha256``
+    is keyed) and ``wasm_runtimes`` (the union over its hosts, sorted).
     """
     found: dict[tuple[str, str, str], set[str]] = {}
     for hostvars in hosts:
         key = (
             str(hostvars.get("edgefleet_artifacts_distribution") or hostvars.get("edgefleet_distribution") or "")
             or registry.NAMES[0],
-            str(hostvars.get("edgefleet_artifacts_version") or hostvars.get("edgefleet_version") or "")
+            version
+            or str(hostvars.get("edgefleet_artifacts_version") or hostvars.get("edgefleet_version") or "")
             or "(no edgefleet_version)",
             str(hostvars.get("edgefleet_artifacts_arch") or hostvars.get("edgefleet_arch") or "") or "amd64",
         )

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.artifact_sets import artifact_sets
+
 VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+]([0-9A-Za-z.+-]*))?$")
 TRAILING_NUMBER = re.compile(r"(\d+)$")
 
@@ -310,6 +312,23 @@ def build_plan(nodes: Iterable[NodeFacts], settings: Settings) -> Plan:
             clusters[name].wave = wave.index
             wave.hosts.extend(clusters[name].servers + clusters[name].agents)
     return Plan(clusters, waves, refusals)
+
+
+def upgrade_bundles(plan: Mapping[str, Any], hostvars: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The bundles the clusters to upgrade need, each once, for the controller to verify before any host changes:
+    the distribution and arch of every node at its cluster's target version, with the shims of the WASM runtimes
+    its nodes run (``artifact_sets``), and the clusters that need it. A fleet of several arches needs a bundle
+    per arch: each is checked, not only the controller's."""
+    merged: dict[str, dict[str, Any]] = {}
+    for cluster in plan["clusters"].values():
+        if cluster["action"] != "upgrade":
+            continue
+        hosts = [hostvars.get(h) or {} for h in [*cluster["servers"], *cluster["agents"]]]
+        for entry in artifact_sets(hosts, version=str(cluster["target"])):
+            seen = merged.setdefault(entry["key"], {**entry, "wasm_runtimes": [], "clusters": []})
+            seen["wasm_runtimes"] = sorted({*seen["wasm_runtimes"], *entry["wasm_runtimes"]})
+            seen["clusters"].append(cluster["name"])
+    return list(merged.values())
 
 
 def node_facts_from_hostvars(hostvars: Mapping[str, Mapping[str, Any]], hosts: Iterable[str]) -> list[NodeFacts]:

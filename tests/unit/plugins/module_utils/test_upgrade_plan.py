@@ -398,3 +398,61 @@ def test_plan_lines() -> None:
     assert f.upgrade_plan_line(plan["waves"][0]) == "canary: k3 (failure budget 0)"
     with pytest.raises(AnsibleFilterError):
         f.upgrade_plan_line("x")
+
+
+def test_the_plan_names_each_bundle_the_upgrade_needs_once_per_arch() -> None:
+    spin = {"edgefleet.io/wasm-spin": "true"}
+    hv = hostvars()
+    hv["up1"]["edgefleet_arch"] = "arm64"
+    hv["up1"]["edgefleet_node_labels"] = spin
+    hv["up2"]["edgefleet_arch"] = "amd64"
+    # A node pinned to another version is staged at its cluster's target all the same.
+    hv["up2"]["edgefleet_artifacts_version"] = "v1.36.3+lab"
+    hv["up3"]["edgefleet_arch"] = "arm64"
+    hv["up3"]["edgefleet_node_labels"] = {"edgefleet.io/wasm-wasmtime": "true"}
+    # A second K3s cluster on arm64, already on the target: it needs no bundle.
+    hv["cur1"] = {
+        **hv["up1"],
+        "edgefleet_cluster": "k3b",
+        "edgefleet_upgrade_current": "v1.36.4+lab",
+        "edgefleet_cluster_init_server": "cur1",
+        "group_names": [],
+    }
+    # A third, on arm64 with wasmtime, to upgrade: it shares the first cluster's arm64 bundle.
+    hv["arm1"] = {
+        **hv["up1"],
+        "edgefleet_cluster": "k3c",
+        "edgefleet_node_labels": {"edgefleet.io/wasm-wasmtime": "true"},
+        "edgefleet_cluster_init_server": "arm1",
+        "group_names": [],
+    }
+    plan = f.upgrade_plan(hv, ["up1", "up2", "up3", "up4", "cur1", "arm1"], {"waves": [100]})
+    assert plan["clusters"]["k3b"]["action"] == "current"
+    assert plan["bundles"] == [
+        {
+            "distribution": "k0s",
+            "version": "v1.36.4+lab",
+            "arch": "arm64",
+            "key": "k0s/v1.36.4+lab/arm64",
+            "wasm_runtimes": ["wasmtime"],
+            "clusters": ["k0"],
+        },
+        {
+            "distribution": "k3s",
+            "version": "v1.36.4+lab",
+            "arch": "arm64",
+            "key": "k3s/v1.36.4+lab/arm64",
+            "wasm_runtimes": ["spin", "wasmtime"],
+            "clusters": ["k3", "k3c"],
+        },
+        {
+            "distribution": "k3s",
+            "version": "v1.36.4+lab",
+            "arch": "amd64",
+            "key": "k3s/v1.36.4+lab/amd64",
+            "wasm_runtimes": [],
+            "clusters": ["k3"],
+        },
+    ]
+    # Nothing to upgrade, nothing to verify.
+    assert f.upgrade_plan(hv, ["cur1"], {"waves": [100]})["bundles"] == []
