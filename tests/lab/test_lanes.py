@@ -52,8 +52,8 @@ def test_a_scenarios_failed_task_is_named_past_its_prefix_box_and_colours(tmp_pa
         "[single] CRITICAL 'extensions/molecule/default/molecule.yml' glob failed.  Exiting.\n"
         "[single] ok: [node1]\n"
         "[single]   \x1b[2m\x1b[1;31m│\x1b[0m "
-        "\x1b[1;31mfatal: [node1]: UNREACHABLE! => {\"msg\": \"Task failed:\x1b[0m\n"
-        "[single]   \x1b[2m│\x1b[0m   Timeout (12s) waiting for privilege escalation prompt:\"}\n"
+        '\x1b[1;31mfatal: [node1]: UNREACHABLE! => {"msg": "Task failed:\x1b[0m\n'
+        '[single]   \x1b[2m│\x1b[0m   Timeout (12s) waiting for privilege escalation prompt:"}\n'
         "[single] ok: [node2]\n"
     )
     res = run(tmp_path, f"bad=cat {log}; exit 1")
