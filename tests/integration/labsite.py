@@ -96,9 +96,22 @@ def shared_lab_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def pause(*nodes: str) -> None:
+def pause(*nodes: str, attempts: int = 5) -> None:
+    """Freeze the nodes' containers. runc's cgroup v1 freezer gives up when the cgroup does not settle in
+    FROZEN within its retries, which happens on a loaded machine while processes start or exit in the
+    container (runc: "unable to freeze"; opencontainers/runc#2774 and #2791 call it a game of chances);
+    runc thaws the cgroup again then, so the attempt is repeated."""
     for node in nodes:
-        assert podman("pause", CONTAINER.format(node)).returncode == 0, f"cannot pause {node}"
+        errors = []
+        for _ in range(attempts):
+            proc = podman("pause", CONTAINER.format(node))
+            state = podman("inspect", "-f", "{{.State.Status}}", CONTAINER.format(node)).stdout.strip()
+            if proc.returncode == 0 or state == "paused":
+                break
+            errors.append(f"rc {proc.returncode}, state {state}: {proc.stderr.strip()}")
+            time.sleep(2)
+        else:
+            raise AssertionError(f"cannot pause {node} in {attempts} attempts: " + "; ".join(errors))
 
 
 def unpause(*nodes: str) -> None:
