@@ -103,12 +103,12 @@ def pause(*nodes: str, attempts: int = 5) -> None:
     runc thaws the cgroup again then, so the attempt is repeated."""
     for node in nodes:
         errors = []
-        for _ in range(attempts):
+        for attempt in range(1, attempts + 1):
             proc = podman("pause", CONTAINER.format(node))
             state = podman("inspect", "-f", "{{.State.Status}}", CONTAINER.format(node)).stdout.strip()
             if proc.returncode == 0 or state == "paused":
                 break
-            errors.append(f"rc {proc.returncode}, state {state}: {proc.stderr.strip()}")
+            errors.append(f"attempt {attempt}: rc {proc.returncode}, state {state}: {proc.stderr.strip()}")
             time.sleep(2)
         else:
             raise AssertionError(f"cannot pause {node} in {attempts} attempts: " + "; ".join(errors))
