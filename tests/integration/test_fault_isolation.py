@@ -15,6 +15,9 @@ The tests run in order on the same nodes, each starting from what the one before
   midrun   an agent paused in the middle of a run: the others finish with failed=0 and changed=0
   killed   the controller killed (SIGKILL) inside the distribution role, then a re-run: it converges,
            restarts what the dead run left unrestarted, no file half-written, no datastore row lost
+  drift    a running sysctl, files (content and mode), a unit and a config key changed on the converged
+           fleet: the next run finds and repairs each (restarting what must restart), the run after changes
+           nothing
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import re
 import time
 
 import pytest
-from labsite import CONTAINER, Site, exec_on, pause, podman, registered_nodes, sha, unpause
+from labsite import CONTAINER, Run, Site, exec_on, pause, podman, registered_nodes, sha, unpause
 
 pytestmark = pytest.mark.lab
 
@@ -167,3 +170,67 @@ def test_controller_killed_inside_the_distribution_role_then_rerun_converges(sit
     assert uptime - int(started) / 1e6 < time.time() - rerun_started, "the re-run did not restart the agent"
     assert _rows("node1") == rows_before
     assert "node2" in registered_nodes("node1")
+
+
+SYSCTL = "net.ipv4.conf.all.accept_redirects"  # os_hardening default 0; per network namespace, so settable here
+HARDENING_SYSCTLS = "/etc/sysctl.d/90-edgefleet-hardening.conf"
+NFT_POLICY = "/etc/nftables.d/edgefleet.nft"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/10-edgefleet.conf"
+AGENT_UNIT = "/etc/systemd/system/k3s-agent.service"
+
+
+def _started_since(node: str, unit: str, since: float) -> bool:
+    """Whether ``unit`` on ``node`` (re)started after the controller's wall-clock time ``since``."""
+    started = exec_on(node, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit)
+    uptime = float(exec_on(node, "cat", "/proc/uptime").split()[0])
+    return uptime - int(started) / 1e6 < time.time() - since
+
+
+def _changed(run: Run, node: str) -> list[str]:
+    tasks: list[str] = run.node(node)["changed"]["tasks"]
+    return tasks
+
+
+def test_a_run_repairs_drift_in_sysctls_files_units_and_config_keys(site: Site) -> None:
+    first = site.run()
+    assert first.rc == 0, first.tail()
+    want = {
+        ("node1", HARDENING_SYSCTLS): sha("node1", HARDENING_SYSCTLS),
+        ("node1", SSHD_DROPIN): sha("node1", SSHD_DROPIN),
+        ("node2", K3S_CONFIG): sha("node2", K3S_CONFIG),
+        ("node3", AGENT_UNIT): sha("node3", AGENT_UNIT),
+    }
+    assert all(want.values()), want
+    exec_on("node1", "sysctl", "-w", f"{SYSCTL}=1")
+    exec_on("node1", "bash", "-c", f"echo '# edited by hand' >> {HARDENING_SYSCTLS}")
+    exec_on("node1", "bash", "-c", f"echo 'X11Forwarding yes' >> {SSHD_DROPIN}")
+    exec_on("node1", "chmod", "0644", NFT_POLICY)
+    exec_on("node2", "sed", "-i", "s/^protect-kernel-defaults: true$/protect-kernel-defaults: false/", K3S_CONFIG)
+    exec_on("node3", "bash", "-c", f"echo '# edited by hand' >> {AGENT_UNIT}")
+    assert sha("node2", K3S_CONFIG) != want[("node2", K3S_CONFIG)], "the config key edit did not take"
+
+    started = time.time()
+    run = site.run()
+    assert run.rc == 0, run.tail()
+    node1 = _changed(run, "node1")
+    for task in (
+        "os_hardening : Apply the sysctls that are safe to apply here",
+        "os_hardening : Write the sysctl, kernel module, sshd and firewall files",
+        "os_hardening : Reload the ssh service",
+        "os_hardening : Load the firewall",
+    ):
+        assert any(t.endswith(task) for t in node1), (task, node1)
+    assert exec_on("node1", "sysctl", "-n", SYSCTL).strip() == "0"
+    assert exec_on("node1", "stat", "-c", "%a", NFT_POLICY).strip() == "600"
+    assert any("distribution_config, step write" in t for t in _changed(run, "node2")), _changed(run, "node2")
+    assert any("Write the systemd units" in t for t in _changed(run, "node3")), _changed(run, "node3")
+    for node in ("node2", "node3"):
+        assert any("restart k3s-agent.service" in t for t in _changed(run, node)), _changed(run, node)
+        assert _started_since(node, "k3s-agent", started), f"{node}: the agent did not restart for its repair"
+    assert _changed(run, "node4") == [], _changed(run, "node4")
+    for (node, path), digest in want.items():
+        assert sha(node, path) == digest, f"{node}: {path} was not restored"
+
+    again = site.run()
+    assert again.rc == 0, again.tail()
+    assert all(r["changed"] == 0 for r in again.recap().values()), again.recap()
