@@ -24,12 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import (
-    atomic_write,
-    file_state,
-    read_bytes,
-    sha256_bytes,
-)
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, read_bytes, text_diff
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 
@@ -43,8 +38,6 @@ class WantedFile:
     mode: int
     uid: int
     gid: int
-    owner: str
-    group: str
     validate: str | None = None
     secret: bool = False
 
@@ -156,8 +149,6 @@ def parse(files: Sequence[Mapping[str, Any]]) -> tuple[list[WantedFile], list[st
                     mode=mode,
                     uid=uid,
                     gid=gid,
-                    owner=str(item.get("owner") or "root"),
-                    group=str(item.get("group") or "root"),
                     validate=str(validate) if validate else None,
                     secret=bool(item.get("secret")),
                 )
@@ -179,22 +170,26 @@ def _meta(mode: int | None, uid: int | None, gid: int | None) -> str:
 
 
 def changes(wanted: Sequence[WantedFile], root: str = "/") -> list[Change]:
-    """The wanted files that differ from the node's, in the order given."""
+    """The wanted files that differ from the node's, in the order given. Each file is stat'ed and read once."""
     found: list[Change] = []
     for item in wanted:
         target = at(root, item.path)
-        state = file_state(target)
-        if state.exists and not stat.S_ISREG(os.stat(target).st_mode):
+        try:
+            info = os.stat(target)
+        except FileNotFoundError:
+            found.append(Change(item, True, None, "absent"))
+            continue
+        if not stat.S_ISREG(info.st_mode):
             # Not a regular file: always a change, and the write (os.replace) will refuse a directory.
             found.append(Change(item, True, None, "not a regular file"))
             continue
-        same_bytes = state.exists and state.sha256 == sha256_bytes(item.content)
-        same_meta = state.mode == item.mode and state.uid == item.uid and state.gid == item.gid
+        before = read_bytes(target)
+        same_bytes = before == item.content
+        same_meta = (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (item.mode, item.uid, item.gid)
         if same_bytes and same_meta:
             continue
-        before = read_bytes(target) if state.exists and not same_bytes else None
-        meta = _meta(state.mode, state.uid, state.gid) if state.exists else "absent"
-        found.append(Change(item, not same_bytes, before, meta))
+        meta = _meta(stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+        found.append(Change(item, not same_bytes, None if same_bytes else before, meta))
     return found
 
 
@@ -289,12 +284,7 @@ def run_node_files(
         "changed_paths": [entry[0].path for entry in dir_found] + [c.wanted.path for c in found],
         "content_changed_paths": [c.wanted.path for c in found if c.content],
         "diff": [
-            {
-                "before_header": d.path,
-                "after_header": d.path,
-                "before": f"directory: {before}\n",
-                "after": f"directory: {_meta(d.mode, d.uid, d.gid)}\n",
-            }
+            text_diff(d.path, f"directory: {before}\n", f"directory: {_meta(d.mode, d.uid, d.gid)}\n")
             for d, before in dir_found
         ]
         + [diff(c) for c in found],
