@@ -126,6 +126,13 @@ def _rows(server: str) -> tuple[int, int]:
     )
 
 
+def _started_since(node: str, unit: str, since: float) -> bool:
+    """Whether ``unit`` on ``node`` (re)started after the controller's wall-clock time ``since``."""
+    started = exec_on(node, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit)
+    uptime = float(exec_on(node, "cat", "/proc/uptime").split()[0])
+    return uptime - int(started) / 1e6 < time.time() - since
+
+
 def test_controller_killed_inside_the_distribution_role_then_rerun_converges(site: Site) -> None:
     items = [
         {
@@ -165,9 +172,7 @@ def test_controller_killed_inside_the_distribution_role_then_rerun_converges(sit
     assert recap["node2"]["changed"] >= 1 and recap["node2"]["failed"] == 0, recap
     assert sha("node2", K3S_CONFIG) == want
     assert podman("exec", CONTAINER.format("node2"), "test", "-e", AGENT_MARKER).returncode != 0
-    started = exec_on("node2", "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "k3s-agent")
-    uptime = float(exec_on("node2", "cat", "/proc/uptime").split()[0])
-    assert uptime - int(started) / 1e6 < time.time() - rerun_started, "the re-run did not restart the agent"
+    assert _started_since("node2", "k3s-agent", rerun_started), "the re-run did not restart the agent"
     assert _rows("node1") == rows_before
     assert "node2" in registered_nodes("node1")
 
@@ -177,13 +182,6 @@ HARDENING_SYSCTLS = "/etc/sysctl.d/90-edgefleet-hardening.conf"
 NFT_POLICY = "/etc/nftables.d/edgefleet.nft"
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/10-edgefleet.conf"
 AGENT_UNIT = "/etc/systemd/system/k3s-agent.service"
-
-
-def _started_since(node: str, unit: str, since: float) -> bool:
-    """Whether ``unit`` on ``node`` (re)started after the controller's wall-clock time ``since``."""
-    started = exec_on(node, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit)
-    uptime = float(exec_on(node, "cat", "/proc/uptime").split()[0])
-    return uptime - int(started) / 1e6 < time.time() - since
 
 
 def _changed(run: Run, node: str) -> list[str]:
