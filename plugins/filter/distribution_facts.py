@@ -7,8 +7,10 @@ from __future__ import annotations
 import typing as t
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config, registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import reported_version as _reported
+from ansible_collections.edgefleet.k8s.plugins.plugin_utils.distribution_validation import validate_host
 
 
 def distribution_facts(name: t.Any) -> dict[str, t.Any]:
@@ -49,10 +51,30 @@ def distribution_node(hostvars: t.Any) -> dict[str, t.Any]:
     return config.node_facts(dist, req, config.plan_config(dist, req, str(params["role"])))
 
 
+def distribution_validation(inputs: t.Any) -> dict[str, t.Any]:
+    """A host's distribution inputs checked as the modules' validate_only runs check them; warnings are shown."""
+    if not isinstance(inputs, t.Mapping) or not all(isinstance(v, t.Mapping) for v in inputs.values()):
+        raise AnsibleFilterError(
+            "edgefleet.k8s.distribution_validation: input must map config, registries and wasm to the parameters of "
+            f"their modules, got {type(inputs).__name__}"
+        )
+    unknown = sorted(set(inputs) - {"config", "registries", "wasm"})
+    if unknown:
+        raise AnsibleFilterError(
+            f"edgefleet.k8s.distribution_validation: unknown input {', '.join(unknown)}; "
+            "allowed: config, registries, wasm"
+        )
+    result = validate_host(inputs)
+    for warning in result["warnings"]:
+        Display().warning(warning)
+    return result
+
+
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
         return {
             "distribution_facts": distribution_facts,
             "distribution_node": distribution_node,
+            "distribution_validation": distribution_validation,
             "reported_version": reported_version,
         }

@@ -23,6 +23,7 @@ def test_every_filter_is_exported() -> None:
     assert filters == {
         "distribution_facts": f.distribution_facts,
         "distribution_node": f.distribution_node,
+        "distribution_validation": f.distribution_validation,
         "reported_version": f.reported_version,
     }
 
