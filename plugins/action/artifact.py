@@ -13,6 +13,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.edgefleet.k8s.plugins.module_utils._artifacts import bundle as artifacts
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import sha256_file
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.hash_record import HashRecord
 
 display = Display()
 
@@ -43,7 +44,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
         result: dict[str, Any] = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        result.update({"changed": False, "bytes_sent": 0, "bytes_to_send": 0, "files": [], "not_in_bundle": []})
+        result.update(changed=False, bytes_sent=0, bytes_to_send=0, hashed_on_node=0, files=[], not_in_bundle=[])
 
         try:
             plan = self._verify_on_controller(args)
@@ -100,9 +101,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
         remote: dict[str, str | None] = probe.get("remote", {})
         to_send = [f for f in plan.files if remote.get(f.name) != f.sha256]
         result["bytes_to_send"] = sum(f.size for f in to_send)
+        result["hashed_on_node"] = probe.get("hashed", 0)
 
         sources: dict[str, str] = {}
         created_tmp = False
+        applied = probe  # with every file staged already, the probe's run staged and installed them too
         try:
             if to_send and not self._task.check_mode:
                 if self._connection._shell.tmpdir is None:
@@ -116,11 +119,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
                     result["bytes_sent"] += item.size
                     display.vvv(f"artifact: sent {item.name} ({item.size} bytes)", host=self._play_context.remote_addr)
                 self._fixup_perms2([tmpdir, *sources.values()])
-            applied = self._execute_module(
-                module_name=_MODULE,
-                module_args={**node_args, "_files": module_files, "_sources": sources},
-                task_vars=task_vars,
-            )
+            if to_send:
+                applied = self._execute_module(
+                    module_name=_MODULE,
+                    module_args={**node_args, "_files": module_files, "_sources": sources},
+                    task_vars=task_vars,
+                )
+                result["hashed_on_node"] += applied.get("hashed", 0)
         finally:
             if created_tmp:
                 self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -171,4 +176,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
                     raise artifacts.BundleError(
                         [artifacts.mismatch_message(sums_path, pin, found, "bundle_sums_sha256")]
                     )
-        return artifacts.verify_local_bundle(directory, dist, version, arch, **common)
+        record = HashRecord(os.path.join(os.path.expanduser(args["cache_dir"]), artifacts.HASH_RECORD_NAME))
+        try:
+            return artifacts.verify_local_bundle(directory, dist, version, arch, hasher=record.sha256, **common)
+        finally:
+            record.save()

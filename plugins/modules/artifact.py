@@ -15,6 +15,10 @@ description:
     O(bin_dir)/<distribution> (0755) and the images archive in the distribution's images directory.
   - The bundle is a directory on the controller or a mirror URL. For a URL the sums file itself must be
     pinned by O(bundle_sums_sha256); the files are mirrored into O(cache_dir) on the controller and verified there.
+  - A run that changes nothing costs one module run on the node and reads no file again, there or on the
+    controller. A file is hashed again when its device, inode, size, mtime or ctime differ from those recorded when
+    it was last hashed (C(.sha256-record.json), 0600, in O(staging_root) on the node and in O(cache_dir) on the
+    controller). Every write, chmod, chown or rename sets a file's ctime, which user space cannot set back.
   - A checksum mismatch stops the task with a message naming the file and both hashes. A wanted file that the
     sums file does not list, or that the sums file lists but the bundle lacks, also stops it.
   - Upstream file names are used, C(k3s), C(k3s-arm64), C(k3s-armhf), C(k0s-<version>-<arch>),
@@ -126,7 +130,9 @@ options:
     type: dict
     default: {}
   _probe:
-    description: Internal, set by the action plugin (only report the staged files' sha256). Do not set.
+    description:
+      - Internal, set by the action plugin (report the staged files' sha256; when all match, stage and install in
+        the same run). Do not set.
     type: bool
     default: false
 notes:
@@ -177,6 +183,14 @@ bytes_to_send:
   returned: always
   type: int
   sample: 67108864
+hashed_on_node:
+  description:
+    - Files read and hashed on the node by this run. A file whose device, inode, size, mtime and ctime are those
+      recorded when it was last hashed (in C(.sha256-record.json) under O(staging_root), 0600) is not read again,
+      so a run that changes nothing reports 0.
+  returned: always
+  type: int
+  sample: 0
 source:
   description: The verified bundle directory or URL.
   returned: always
@@ -244,8 +258,12 @@ staging_dir:
   sample: /var/lib/edgefleet/artifacts/k3s/v1.30.2+k3s1
 """
 
+import os
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgefleet.k8s.plugins.module_utils._artifacts import bundle as artifacts
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.hash_record import HashRecord
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import registry
 
 
@@ -259,8 +277,13 @@ def main() -> None:
     if files is None:
         module.fail_json(msg="edgefleet.k8s.artifact must run through its action plugin (the _files list is missing)")
     staging_dir = artifacts.staging_dir_for(params["staging_root"], params["distribution"], params["version"])
+    record = HashRecord(os.path.join(params["staging_root"], artifacts.HASH_RECORD_NAME))
+    out: dict[str, Any] = {"staging_dir": staging_dir}
     if params["_probe"]:
-        module.exit_json(changed=False, staging_dir=staging_dir, remote=artifacts.probe(files, staging_dir))
+        out["remote"] = artifacts.probe(files, staging_dir, record.sha256)
+        if any(out["remote"].get(f["name"]) != f["sha256"] for f in files):
+            module.exit_json(changed=False, **out)
+        # Every file is staged already: nothing to send, so stage and install in this same run.
     results, problems = artifacts.stage_and_install(
         files,
         staging_dir,
@@ -268,12 +291,11 @@ def main() -> None:
         module.check_mode,
         params["restart_marker"],
         restart_on_new_shim=registry.get(params["distribution"]).wasm_shims_found_at_start,
+        hasher=record.sha256,
     )
-    out = {
-        "changed": any(r.changed for r in results),
-        "staging_dir": staging_dir,
-        "files": [r.as_dict() for r in results],
-    }
+    if not module.check_mode:
+        record.save()
+    out.update(changed=any(r.changed for r in results), files=[r.as_dict() for r in results], hashed=record.read)
     if module._diff:
         out["diff"] = artifacts.diff_of(results)
     if problems:

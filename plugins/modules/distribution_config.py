@@ -259,6 +259,12 @@ token_changed:
   description: Whether an existing token file got a different token.
   returned: always
   type: bool
+files_changed:
+  description:
+    - Whether the config or token file was written (in check mode, would be). The same as C(changed) here, but a
+      task's C(changed_when) does not override it, so a check-mode plan step tells whether its write step is needed.
+  returned: always
+  type: bool
 datastore_on_disk:
   description: What the data dir holds already, C(sqlite), C(etcd) or C(none); null with O(validate_only).
   returned: always

@@ -64,6 +64,25 @@ MODULES = {
 }
 
 
+def plain(value: Any) -> Any:
+    """``value`` as plain dicts, lists, strings and numbers. What a filter receives are the template engine's
+    lazy containers, which template their items again on each copy; the argument spec validator deep-copies its
+    input, so validating them as they come cost many times what the checks themselves cost."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, Mapping):
+        return {plain(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    return value
+
+
 def validate_host(inputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Check ``inputs`` (``config``, ``registries``, ``wasm``: each the parameters of that module) as their
     modules' ``validate_only`` runs would. Returns ``messages`` (one per module with problems, the module's own
@@ -73,7 +92,7 @@ def validate_host(inputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     for name, (spec, check, secrets) in CHECKS.items():
         if name not in inputs:
             continue
-        params = {**dict(inputs[name]), "validate_only": True}
+        params = {**plain(inputs[name]), "validate_only": True}
         checked = ArgumentSpecValidator(spec()).validate(params)
         hidden: set[str] = set(checked._no_log_values)
         if checked.error_messages:

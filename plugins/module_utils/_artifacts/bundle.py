@@ -340,8 +340,12 @@ def verify_local_bundle(
     bin_dir: str = BIN_DIR,
     images_dir: str | None = None,
     wasm_runtimes: Iterable[str] = (),
+    hasher: Callable[[str], str] = sha256_file,
 ) -> BundlePlan:
-    """Verify a bundle directory on the controller; raise BundleError listing every problem."""
+    """Verify a bundle directory on the controller; raise BundleError listing every problem.
+
+    ``hasher`` gives a file's sha256 (a ``HashRecord``'s reads only what changed since it was last hashed).
+    """
     components = list(components)
     wasm_runtimes = list(wasm_runtimes)
     problems = check_request(distribution, version, arch, components, wasm_runtimes)
@@ -376,7 +380,7 @@ def verify_local_bundle(
         path = os.path.join(bundle_dir, item.name)
         if not os.path.isfile(path):
             continue
-        found = sha256_file(path)
+        found = hasher(path)
         if found != item.sha256:
             problems.append(mismatch_message(path, item.sha256, found, plan.sums_file))
             continue
@@ -515,11 +519,16 @@ class FileResult:
         }
 
 
+# In the staging root: the sha256 of the staged and installed files, by (device, inode, size, mtime, ctime),
+# so a run that changes nothing reads none of them again (_common/hash_record.py).
+HASH_RECORD_NAME = ".sha256-record.json"
+
+
 def staging_dir_for(staging_root: str, distribution: str, version: str) -> str:
     return os.path.join(staging_root, distribution, version)
 
 
-def _current(path: str) -> tuple[str | None, int | None]:
+def _current(path: str, hasher: Callable[[str], str] = sha256_file) -> tuple[str | None, int | None]:
     """sha256 and mode of a regular file, or (None, None)."""
     try:
         info = os.stat(path)
@@ -527,12 +536,14 @@ def _current(path: str) -> tuple[str | None, int | None]:
         return None, None
     if not os.path.isfile(path):
         return "not-a-regular-file", None
-    return sha256_file(path), info.st_mode & 0o7777
+    return hasher(path), info.st_mode & 0o7777
 
 
-def probe(files: Iterable[Mapping[str, Any]], staging_dir: str) -> dict[str, str | None]:
+def probe(
+    files: Iterable[Mapping[str, Any]], staging_dir: str, hasher: Callable[[str], str] = sha256_file
+) -> dict[str, str | None]:
     """sha256 of each staged file on the node (None when absent): what needs sending."""
-    return {str(f["name"]): _current(os.path.join(staging_dir, str(f["name"])))[0] for f in files}
+    return {str(f["name"]): _current(os.path.join(staging_dir, str(f["name"])), hasher)[0] for f in files}
 
 
 def _place(src: str, dest: str, mode: int, move: bool) -> None:
@@ -570,6 +581,7 @@ def stage_and_install(
     check_mode: bool,
     restart_marker: str | None = None,
     restart_on_new_shim: bool = False,
+    hasher: Callable[[str], str] = sha256_file,
 ) -> tuple[list[FileResult], list[str]]:
     """Bring each file into the staging dir (from ``sources`` when sent) and install it.
 
@@ -592,7 +604,7 @@ def stage_and_install(
         install_path = spec.get("install_path") or None
         staged_path = os.path.join(staging_dir, name)
         result = FileResult(name, str(spec.get("kind", "")), expected, staged_path, install_path)
-        have, have_mode = _current(staged_path)
+        have, have_mode = _current(staged_path, hasher)
         result.before_staged = have
         if have != expected or have_mode != mode:
             src = sources.get(name)
@@ -620,7 +632,7 @@ def stage_and_install(
                 if not check_mode:
                     _place(src, staged_path, mode, move=True)
         if install_path:
-            inst, inst_mode = _current(install_path)
+            inst, inst_mode = _current(install_path, hasher)
             result.before_installed = inst
             if inst != expected or inst_mode != mode:
                 result.installed = "would_install" if check_mode else "installed"
@@ -632,7 +644,7 @@ def stage_and_install(
                     result.restart_recorded = True
                 if not check_mode:
                     _place(staged_path, install_path, mode, move=False)
-                    after = _current(install_path)[0]
+                    after = _current(install_path, hasher)[0]
                     if after != expected:
                         problems.append(mismatch_message(install_path, expected, str(after), "bundle"))
         else:

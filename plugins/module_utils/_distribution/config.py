@@ -451,6 +451,7 @@ def apply_config(
         "exec_args": plan.exec_args,
         "token_file": req.token_file,
         "token_changed": False,
+        "files_changed": False,
         "datastore_on_disk": None,
         "migration": None,
         "warnings": list(plan.warnings),
@@ -541,6 +542,7 @@ def apply_config(
                 atomic_write(req.token_file, token_content, 0o600, uid, gid, dir_mode=0o700)
         restart = restart or token_changed or token_pending
     result["changed"] = changed
+    result["files_changed"] = changed  # kept when a task's changed_when overrides changed (the plan step's)
     result["restart_required"] = restart or pending
     result["restart_pending"] = pending
     result["token_changed"] = token_changed

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import posixpath
 import shutil
 import sys
@@ -37,6 +38,7 @@ from ansible.plugins.loader import init_plugin_loader
 # plain namespace import of the collection would leave it without the metadata the loader needs.
 init_plugin_loader([str(_COLLECTIONS)])
 from ansible_collections.edgefleet.k8s.plugins.action.artifact import ActionModule
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common import hash_record
 from ansible_collections.edgefleet.k8s.plugins.modules import artifact as artifact_module
 
 VERSION = "v0.0.0+fixture"
@@ -141,6 +143,7 @@ class FakeNode:
             "staging_root": str(self.staging_root),
             "bin_dir": str(self.bin_dir),
             "images_dir": str(self.images_dir),
+            "cache_dir": str(self.root.parent / "controller-cache"),
             **over,
         }
 
@@ -228,16 +231,44 @@ def test_first_run_sends_every_file_and_an_identical_rerun_sends_nothing(tmp_pat
     assert node.removed_tmpdirs == node.tmpdirs and len(node.tmpdirs) == 1
     assert not Path(node.tmpdirs[0]).exists()
 
-    transfers = len(node.transfers)
+    transfers, calls = len(node.transfers), len(node.calls)
     again, _plugin = node.run(node.args(root))
     assert not again.get("failed"), again.get("msg")
     assert again["changed"] is False
     assert again["bytes_sent"] == 0 and again["bytes_to_send"] == 0
     assert len(node.transfers) == transfers
-    assert node.calls[-1]["_sources"] == {}
+    # One module run: the probe found every file staged, so it checked the installs in the same run.
+    assert len(node.calls) == calls + 1 and node.calls[-1]["_probe"] is True
     assert len(node.tmpdirs) == 1  # no temp dir for a run that sends nothing
     assert all(f["sent"] is False and f["staged"] == "ok" for f in again["files"])
     assert {f["installed"] for f in again["files"]} == {"ok", "n/a"}
+
+
+def test_a_settled_node_reads_no_file_again_until_one_changes_in_place(
+    tmp_path: Path, node: FakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hash_record, "RACY_NS", 0)  # the fixture's files are seconds old, not settled
+    root = bundle(tmp_path / "controller")
+    node.run(node.args(root))
+    second, _plugin = node.run(node.args(root))
+    assert second["hashed_on_node"] == len(CONTENT)  # the staged files, read once after staging
+    third, _plugin = node.run(node.args(root))
+    assert not third.get("failed"), third.get("msg")
+    assert third["changed"] is False and third["hashed_on_node"] == 0
+    record = node.staging_root / ".sha256-record.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert str(node.bin_dir / "k3s") in json.loads(record.read_text())
+
+    # The installed binary rewritten in place with its size and mtime kept: its ctime still moves.
+    installed = node.bin_dir / "k3s"
+    before = installed.stat()
+    installed.write_bytes(BINARY.replace(b"TEST", b"EVIL"))
+    os.utime(installed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    fourth, _plugin = node.run(node.args(root))
+    assert not fourth.get("failed"), fourth.get("msg")
+    assert fourth["changed"] is True and fourth["bytes_sent"] == 0
+    assert by_name(fourth)["k3s"]["installed"] == "installed"
+    assert installed.read_bytes() == BINARY
 
 
 def test_only_the_staged_file_that_differs_is_sent(tmp_path: Path, node: FakeNode) -> None:
