@@ -84,11 +84,12 @@ class HashRecord:
             self._dirty = True
         return digest
 
-    def save(self, uid: int | None = None, gid: int | None = None) -> None:
-        """Write the record if it changed, atomically; entries of files gone since are dropped."""
+    def save(self) -> None:
+        """Write the record if it changed, atomically, owned by this process's user; entries of files gone since
+        are dropped."""
         if not self._path or not self._dirty:
             return
         kept = {name: [*ident, digest] for name, (ident, digest) in self._entries.items() if os.path.exists(name)}
         with contextlib.suppress(OSError):  # a record that cannot be written costs the next run a read, no more
-            atomic_write(self._path, json.dumps(kept, sort_keys=True).encode(), 0o600, uid, gid, dir_mode=0o700)
+            atomic_write(self._path, json.dumps(kept, sort_keys=True).encode(), 0o600, dir_mode=0o700)
         self._dirty = False
