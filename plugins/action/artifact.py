@@ -94,7 +94,9 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible is untyped here
             module_args={**node_args, "_files": module_files, "_probe": True},
             task_vars=task_vars,
         )
-        if probe.get("failed"):
+        if probe.get("failed") and "files" not in probe:
+            # The probe itself failed. A probe that went on to stage and install reports its files; those keep
+            # their per-file results below, as a separate install run's would.
             result.update({k: v for k, v in probe.items() if k in ("module_stdout", "module_stderr", "exception")})
             result.update({"failed": True, "msg": probe.get("msg", "probing the node failed")})
             return result

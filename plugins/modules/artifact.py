@@ -282,7 +282,7 @@ def main() -> None:
     if params["_probe"]:
         out["remote"] = artifacts.probe(files, staging_dir, record.sha256)
         if any(out["remote"].get(f["name"]) != f["sha256"] for f in files):
-            module.exit_json(changed=False, **out)
+            module.exit_json(changed=False, hashed=record.read, **out)
         # Every file is staged already: nothing to send, so stage and install in this same run.
     results, problems = artifacts.stage_and_install(
         files,

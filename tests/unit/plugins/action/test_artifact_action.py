@@ -38,6 +38,7 @@ from ansible.plugins.loader import init_plugin_loader
 # plain namespace import of the collection would leave it without the metadata the loader needs.
 init_plugin_loader([str(_COLLECTIONS)])
 from ansible_collections.edgefleet.k8s.plugins.action.artifact import ActionModule
+from ansible_collections.edgefleet.k8s.plugins.module_utils._artifacts import bundle as bundle_mod
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common import hash_record
 from ansible_collections.edgefleet.k8s.plugins.modules import artifact as artifact_module
 
@@ -300,6 +301,29 @@ def test_a_replaced_binary_is_reinstalled_from_staging_without_sending(tmp_path:
     assert result["bytes_sent"] == 0 and len(node.transfers) == transfers
     assert by_name(result)["k3s"]["installed"] == "installed"
     assert (node.bin_dir / "k3s").read_bytes() == BINARY
+
+
+def test_an_install_that_fails_in_the_probe_run_keeps_its_per_file_results(
+    tmp_path: Path, node: FakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every file staged, the probe run installs too; when that install fails, the task fails with the
+    node's message and still reports each file, as a separate install run would."""
+    root = bundle(tmp_path / "controller")
+    node.run(node.args(root))
+    (node.bin_dir / "k3s").write_bytes(b"someone else's k3s\n")
+    place = bundle_mod._place
+
+    def place_wrong_bytes(src: str, dest: str, mode: int, move: bool) -> None:
+        place(src, dest, mode, move=move)
+        Path(dest).write_bytes(b"not what was staged\n")
+
+    monkeypatch.setattr(bundle_mod, "_place", place_wrong_bytes)
+    result, _plugin = node.run(node.args(root))
+    assert result["failed"] is True
+    assert result["msg"].startswith("artifact staging failed:") and str(node.bin_dir / "k3s") in result["msg"]
+    assert node.calls[-1]["_probe"] is True
+    assert by_name(result)["k3s"]["installed"] == "installed"
+    assert by_name(result)["k3s"]["staged"] == "ok"
 
 
 def test_check_mode_sends_nothing_and_reports_what_would_be(tmp_path: Path, node: FakeNode) -> None:
