@@ -21,10 +21,14 @@ description:
     an unknown key (with a did-you-mean), a server-only key on an agent, a token given inline in O(overrides),
     C(sqlite) with more than one server, C(dqlite), an C(external) datastore without an endpoint.
   - Keeps tokens in C(0600) root token files, never in the config file, the unit, argv or the task result. K3s
-    shares one cluster token (generated or adopted on the init server, read back for the others); K0s makes one
-    join token per node on the init controller. RV(node.join_token) tells the role which.
+    servers share one cluster token (generated or adopted on the init server, read back for the others). K3s agents
+    join with the agent token instead, which lets a node join as an agent and nothing more. Each server derives the
+    agent secret from the cluster token (HMAC-SHA256, so the same on every server and no way back to the cluster
+    token) into O(agent_secret_file), K3s's C(agent-token-file), and agents read K3s's C(server/agent-token) back
+    from the init server. K0s makes one join token per node on the init controller. RV(node.join_token) tells the
+    role which.
   - Writes atomically, mode C(0600), owner root. RV(restart_required) is true only when the effective settings
-    changed (key order, formatting and comments do not count) or the token changed.
+    changed (key order, formatting and comments do not count) or a token or the agent secret changed.
   - Detects the datastore already on disk and reports a SQLite to etcd migration (RV(migration)) where the
     distribution has one, so the role can back up the datastore first; refuses moves with no supported path.
   - With O(validate_only=true) it only validates its inputs and reads nothing on the host, so a play can check every
@@ -132,9 +136,14 @@ options:
     description: The token file (C(0600) root). Default, the distribution's for the role (RV(token_file)); the init
       server of a distribution that makes per-node join tokens has none.
     type: path
+  agent_secret_file:
+    description: Where a server keeps the secret agents join with (C(0600) root), for a distribution that has one
+      (K3s's C(agent-token-file)). Default, the distribution's (K3s C(/etc/rancher/k3s/agent-token)). Its content is
+      derived from the cluster token; it is never set by hand. Ignored on agents.
+    type: path
   token:
-    description: The user's cluster token (from ansible-vault). Used on every node where the distribution shares one
-      token, else only on the init server. Never logged. Changing it sets RV(restart_required).
+    description: The user's cluster token (from ansible-vault). Used on every server where the distribution shares
+      one token, else only on the init server. Never logged. Changing it sets RV(restart_required).
     type: str
   join_token:
     description: The join token the role fetched from the init server (RV(node.join_token)), used when O(token)
@@ -255,6 +264,11 @@ token_file:
   description: The token file of this node, or null where it needs none.
   returned: always
   type: str
+agent_secret_file:
+  description: The file of the secret agents join with, on a server of a distribution that has one; else null.
+  returned: always
+  type: str
+  sample: /etc/rancher/k3s/agent-token
 token_changed:
   description: Whether an existing token file got a different token.
   returned: always

@@ -9,9 +9,10 @@ converged with playbooks/site.yml through a fleet file the test writes.
 
 The binaries are the lab's K3s STAND-IN, NOT K3s: a real kube-apiserver on kine/SQLite behind a K3s-shaped CLI
 (tests/lab/controlplane). Its `k3s token rotate` rewrites the server's token and, once the server restarts, the
-token store its kube-apiserver's token webhook reads holds only the new token, so a request with the old token gets a
-real 401 from kube-apiserver. Its agents authenticate with the token itself (real K3s agents use it only to join), so
-an agent left on the old token would lose its Node's heartbeat: staying registered shows it got the new one.
+token store its kube-apiserver's token webhook reads holds only the new token (and the new agent token derived from
+it), so a request with an old token gets a real 401 from kube-apiserver. Its agents authenticate with their token
+itself (real K3s agents use it only to join), so an agent left on the old agent token would lose its Node's
+heartbeat: staying registered shows it got the new one.
 
 Order: site.yml; playbooks/rotate_credentials.yml while a client polls sd1's /readyz every second with the admin
 client certificate, then again with the same rotation ID (changed=0); then sd2 is "stolen" (a copy of its token
@@ -198,16 +199,27 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
     assert lab.nodes_listed() == ["sd1", "sd2", "sd3"]
     converged = time.monotonic()
 
-    # --- Planned rotation while /readyz is polled every second.
+    # The agents join with the agent token, one for both and not the server's: K3s's secure format for the node
+    # user, which kube-apiserver takes as an agent (the stand-in's agent group), never as the cluster's admin.
     before = token_of("sd1")
+    agent_tokens = {token_of(n) for n in NODES if ROLES[n] == "agent"}
+    assert len(agent_tokens) == 1 and before not in agent_tokens, "the agents do not share an agent token of their own"
+    (agent_before,) = agent_tokens
+    assert agent_before.split("::", 1)[1].startswith("node:") and agent_before.rsplit(":", 1)[-1] not in before
+    assert status_with_token(agent_before) == 200
+
+    # --- Planned rotation while /readyz is polled every second.
     with ReadyzPoller(lab.work, sh("sd1", "cat /etc/rancher/k3s/k3s.yaml"), [API]) as poller:
         run = lab.play("rotate_credentials.yml", "-e", "edgefleet_rotation_id=planned-1")
         time.sleep(3)
     assert run.rc == 0, run.tail()
     planned = token_of("sd1")
     assert planned != before
-    assert {token_of(n) for n in NODES} == {planned}, "a node is not on the new token"
+    agent_planned = token_of("sd2")
+    assert {token_of(n) for n in NODES} == {planned, agent_planned}, "a node is not on the new token"
+    assert token_of("sd3") == agent_planned and agent_planned not in (agent_before, planned)
     assert status_with_token(before) == 401 and status_with_token(planned) == 200
+    assert status_with_token(agent_before) == 401 and status_with_token(agent_planned) == 200
     note(
         f"rotate_credentials: {len(poller.results)} /readyz polls, {poller.failed()} failed, longest outage "
         f"{poller.longest_outage()} polls (a single server restarts with the new token)"
@@ -218,7 +230,8 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
     rotations = sorted(lab.evidence.glob(f"rotate_credentials-{CLUSTER}-*.json"))
     assert len(rotations) == 1, rotations
     text = rotations[0].read_text()
-    assert before not in text and planned not in text, "the rotation record holds a token"
+    for secret in (before, planned, agent_before, agent_planned):
+        assert secret not in text, "the rotation record holds a token"
     rotation = json.loads(text)
     assert rotation["cluster"] == CLUSTER and rotation["nodes"] == sorted(NODES)
     assert rotation["join_token"]["rotated_now"] is True and rotation["join_token"]["rotation_id"] == "planned-1"
@@ -231,7 +244,7 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
 
     # --- The stolen device: its token file copied, the container paused.
     stolen_token = token_of(STOLEN)
-    assert stolen_token == planned
+    assert stolen_token == agent_planned
     pause(STOLEN)
 
     refused = lab.play("decommission.yml", "-e", f"edgefleet_lifecycle_node={STOLEN}")
@@ -248,7 +261,8 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
     assert nodes() == ["sd1", "sd3"], "the stolen node's Node object is still there"
     assert status_with_token(stolen_token) == 401, "kube-apiserver still accepts the stolen token"
     assert status_with_token(new) == 200
-    assert token_of("sd3") == new
+    new_agent = token_of("sd3")
+    assert new_agent not in (stolen_token, new) and status_with_token(new_agent) == 200
     assert lab.nodes_listed() == ["sd1", "sd3"]
 
     # The remaining agent stays registered on the new token: its heartbeats go on.
@@ -260,7 +274,7 @@ def test_a_stolen_agent_is_decommissioned_unreachable_and_the_cluster_rotates_wi
     records = sorted(lab.evidence.glob(f"decommission-{STOLEN}-*.json"))
     assert len(records) == 1, records
     text = records[0].read_text()
-    for secret in (stolen_token, planned, new, before):
+    for secret in (stolen_token, planned, new, before, agent_before, new_agent):
         assert secret not in text, "the evidence record holds a token"
     record = json.loads(text)
     assert record["node"] == STOLEN and record["node_object"]["node_object"] == "deleted"

@@ -9,6 +9,8 @@ A strategy (:mod:`.k3s`, :mod:`.k0s`) supplies the facts and the differing behav
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -67,6 +69,7 @@ class ConfigRequest:
     overrides_name: str = "overrides"
     path: str | None = None
     token_file: str | None = None
+    agent_secret_file: str | None = None
     default_sa_namespaces: tuple[str, ...] = ()
     default_sa_namespaces_name: str = "default_sa_namespaces"
     # The node's labels, for a distribution that passes them on its command line (K0s); K3s has them in
@@ -306,6 +309,17 @@ def token_bytes(token: str) -> bytes:
     return (token.strip() + "\n").encode()
 
 
+AGENT_SECRET_CONTEXT = b"edgefleet.k8s agent join secret v1"
+
+
+def agent_secret_for(cluster_token: bytes) -> bytes:
+    """The secret agents join with, derived from the cluster token's secret part (HMAC-SHA256): every server
+    that holds the cluster token derives the same one, it changes when the cluster token is rotated, and it
+    gives no way back to the cluster token. An agent holding it can join as an agent only."""
+    secret = cluster_token.decode().strip().rsplit(":", 1)[-1]
+    return token_bytes(hmac.new(secret.encode(), AGENT_SECRET_CONTEXT, hashlib.sha256).hexdigest())
+
+
 def plan_token(existing: bytes | None, token: str | None, generate: bool) -> tuple[bytes | None, bool]:
     """The token file content to write (None: leave the file as it is) and whether the
     token value changes (which needs a restart). A token is never compared or logged
@@ -350,6 +364,9 @@ def request_from_params(dist: Distribution, params: Mapping[str, Any]) -> Config
     token_file = params.get("token_file") or None
     if token_file is None and role in ROLES and (not is_init or dist.generates_token()):
         token_file = dist.token_path(role)
+    agent_secret_file = params.get("agent_secret_file") or None
+    if agent_secret_file is None and role == "server":
+        agent_secret_file = dist.agent_secret_file or None
     labels: Mapping[str, Any] = (params.get("labels") or {}) if params.get("node_settings", True) else {}
     return ConfigRequest(
         labels=labels,
@@ -368,6 +385,7 @@ def request_from_params(dist: Distribution, params: Mapping[str, Any]) -> Config
         overrides_name=str(params.get("overrides_name") or "overrides"),
         path=params.get("path") or None,
         token_file=token_file,
+        agent_secret_file=agent_secret_file if role == "server" else None,
         default_sa_namespaces=tuple(str(n) for n in params.get("default_sa_namespaces") or ()),
         default_sa_namespaces_name=str(params.get("default_sa_namespaces_name") or "default_sa_namespaces"),
     )
@@ -410,7 +428,8 @@ def _chosen_token(dist: Distribution, req: ConfigRequest, params: Mapping[str, A
     """The user's cluster token where the distribution shares one secret among its nodes,
     else the join token the role fetched from the init server."""
     user_token = params.get("token") or None
-    shared = dist.join_token(req.role).read_file is not None
+    join = dist.join_token(req.role)
+    shared = join.read_file is not None and join.cluster_secret
     if user_token and (shared or req.is_init_server):
         return str(user_token)
     return params.get("join_token") or None
@@ -450,6 +469,7 @@ def apply_config(
         "unit": plan.unit,
         "exec_args": plan.exec_args,
         "token_file": req.token_file,
+        "agent_secret_file": req.agent_secret_file,
         "token_changed": False,
         "files_changed": False,
         "datastore_on_disk": None,
@@ -494,6 +514,10 @@ def apply_config(
                     f"{host}: token file {req.token_file} does not exist and no token was given; a joining "
                     f"{dist.role_name(req.role)} needs the cluster's token (read back from the init server)"
                 )
+    # A server also keeps the secret agents join with, derived from the cluster token it holds.
+    agent_content = agent_secret_for(token_content) if req.agent_secret_file and token_content else None
+    agent_existing = read_bytes(req.agent_secret_file) if agent_content is not None and req.agent_secret_file else None
+    agent_changed = agent_content is not None and (agent_existing or b"").strip() != agent_content.strip()
     if problems:
         return _failed(module_name, problems, result["warnings"])
 
@@ -505,8 +529,10 @@ def apply_config(
     # and restarting the unit still restarts it next time (the role removes the marker after the restart).
     marker = str(params.get("restart_marker") or "")
     pending = bool(marker) and os.path.exists(marker)
-    needs_restart = (plan.config is not None and effective_changed(dist, existing, plan.config)) or (
-        bool(req.token_file) and (token_changed or token_pending)
+    needs_restart = (
+        (plan.config is not None and effective_changed(dist, existing, plan.config))
+        or (bool(req.token_file) and (token_changed or token_pending))
+        or agent_changed
     )
     if marker and needs_restart and not pending and not check_mode:
         atomic_write(marker, RESTART_MARKER_TEXT, 0o600, uid, gid, dir_mode=0o700)
@@ -541,6 +567,20 @@ def apply_config(
             if not check_mode and token_content is not None:
                 atomic_write(req.token_file, token_content, 0o600, uid, gid, dir_mode=0o700)
         restart = restart or token_changed or token_pending
+    if req.agent_secret_file and (agent_content is not None or token_pending):
+        if token_pending or needs_write(req.agent_secret_file, agent_content or b"", 0o600, uid, gid):
+            changed = True
+            diff.append(
+                {
+                    "before_header": req.agent_secret_file,
+                    "after_header": req.agent_secret_file,
+                    "before": f"{REDACTED}\n" if agent_existing is not None else "",
+                    "after": f"{REDACTED} (changed)\n" if agent_changed and agent_existing else f"{REDACTED}\n",
+                }
+            )
+            if not check_mode and agent_content is not None:
+                atomic_write(req.agent_secret_file, agent_content, 0o600, uid, gid, dir_mode=0o700)
+        restart = restart or agent_changed
     result["changed"] = changed
     result["files_changed"] = changed  # kept when a task's changed_when overrides changed (the plan step's)
     result["restart_required"] = restart or pending
@@ -572,6 +612,7 @@ def argument_spec(names: Sequence[str], role_names: Sequence[str]) -> dict[str, 
         "overrides": {"type": "dict", "default": {}},
         "overrides_name": {"type": "str", "default": "overrides"},
         "token_file": {"type": "path"},
+        "agent_secret_file": {"type": "path"},
         "token": {"type": "str", "no_log": True},
         "join_token": {"type": "str", "no_log": True},
         "generate_token": {"type": "bool", "default": True},

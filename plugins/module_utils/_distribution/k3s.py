@@ -47,6 +47,10 @@ class K3s(Distribution):
     server_token_path = "/var/lib/rancher/k3s/server/token"
     token_file = "/etc/rancher/k3s/token"
     agent_token_file = "/etc/rancher/k3s/token"
+    # Servers start with agent-token-file set to this file; K3s then writes the agent token in its secure format
+    # (with the cluster CA's hash) to server/agent-token, which agents read back from the init server.
+    agent_secret_file = "/etc/rancher/k3s/agent-token"
+    agent_join_token_path = "/var/lib/rancher/k3s/server/agent-token"
     units = frozen({"server": "k3s.service", "agent": "k3s-agent.service"})
     cis_dir = "/var/lib/rancher/k3s/server"
     audit_log = "/var/lib/rancher/k3s/server/logs/audit.log"
@@ -174,6 +178,8 @@ class K3s(Distribution):
         datastore: dict[str, Any] = {}
         if req.token_file:
             datastore["token-file"] = req.token_file
+        if role == "server" and req.agent_secret_file:
+            datastore["agent-token-file"] = req.agent_secret_file
         if role == "agent":
             datastore["server"] = req.server_url
         elif req.datastore == "etcd":
@@ -196,7 +202,11 @@ class K3s(Distribution):
         return "sqlite-to-etcd", []
 
     def join_token(self, role: str) -> JoinToken:
-        return JoinToken(read_file=self.token_file)
+        # Servers share the cluster token; agents get the agent token, which joins an agent and nothing more:
+        # it cannot join a server nor decrypt the bootstrap data, as the cluster token can.
+        if self.normalize_role(role) == "server":
+            return JoinToken(read_file=self.token_file)
+        return JoinToken(read_file=self.agent_join_token_path, cluster_secret=False)
 
     def etcd_snapshot_argv(self, directory: str, name: str) -> list[str] | None:
         # On-demand snapshot of the running server; the file is named <name>-<node>-<timestamp>.

@@ -61,7 +61,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("token-file", _SA, STR, managed=True),
     Flag("server", _SA, STR, managed=True, short="s"),
     Flag("agent-token", _S, STR, secret=True, managed=True),
-    Flag("agent-token-file", _S, STR),
+    Flag("agent-token-file", _S, STR, managed=True),
     Flag("cluster-init", _S, BOOL, managed=True),
     Flag("cluster-reset", _S, BOOL, managed=True),
     Flag("cluster-reset-restore-path", _S, STR),

@@ -92,12 +92,15 @@ class JoinToken:
     """How a joining node gets its token from the init server.
 
     ``read_file``: the token is read back from this file on the init server (the same secret
-    for every node). ``create_argv``: a fresh token is made on the init server by this command,
-    once per node that has no token file yet (its stdout is the token).
+    for every node of the role). ``create_argv``: a fresh token is made on the init server by this
+    command, once per node that has no token file yet (its stdout is the token). ``cluster_secret``:
+    the token read is the cluster's own secret (the user's token, when one is given), not one that
+    only lets the node join as what it is.
     """
 
     read_file: str | None = None
     create_argv: tuple[str, ...] | None = None
+    cluster_secret: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,9 @@ class Distribution:
     server_token_path: str | None = None
     token_file: str = ""
     agent_token_file: str = ""
+    # Where each server keeps the secret agents join with, when the distribution lets agents join with a secret
+    # other than the cluster token (K3s's agent-token-file); empty: agents get the cluster token or their own.
+    agent_secret_file: str = ""
     units: Mapping[str, str] = frozen({})
     role_names: Mapping[str, str] = frozen({"server": "server", "agent": "agent"})
     role_aliases: Mapping[str, str] = frozen({"server": "server", "agent": "agent"})

@@ -10,6 +10,7 @@ import ast
 import inspect
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Mapping
@@ -49,8 +50,9 @@ def _apply(dist: Distribution, tmp_path: Path, check_mode: bool = False, **param
     params.setdefault("host", "node1")
     # The token file now defaults to the distribution's own (/etc/...); every write stays under tmp_path.
     params.setdefault("token_file", str(tmp_path / "token"))
+    params.setdefault("agent_secret_file", str(tmp_path / "agent-token"))
     result = c.apply_config(dist, params, check_mode, MODULE, root=str(tmp_path), owner=OWNER)
-    for key in ("path", "token_file"):
+    for key in ("path", "token_file", "agent_secret_file"):
         assert result.get(key) is None or str(result[key]).startswith(str(tmp_path)), result[key]
     return result
 
@@ -126,6 +128,7 @@ def test_k3s_layers_cis_then_datastore_then_settings_then_overrides() -> None:
         datastore="etcd",
         cluster_servers=("node1", "node2", "node3"),
         token_file="/etc/rancher/k3s/token",
+        agent_secret_file="/etc/rancher/k3s/agent-token",
         settings={"node-name": "node1"},
         overrides=_LAYERS_OVERRIDES,
     )
@@ -134,6 +137,7 @@ def test_k3s_layers_cis_then_datastore_then_settings_then_overrides() -> None:
     assert cfg is not None
     assert cfg["cluster-init"] is True and "server" not in cfg
     assert cfg["token-file"] == "/etc/rancher/k3s/token"
+    assert cfg["agent-token-file"] == "/etc/rancher/k3s/agent-token"
     assert cfg["secrets-encryption"] is True and cfg["protect-kernel-defaults"] is True
     args = cfg["kube-apiserver-arg"]
     assert "audit-log-maxage=7" in args and "audit-log-maxage=30" not in args
@@ -164,6 +168,7 @@ def test_k3s_node_name_and_token_file_now_come_from_the_params() -> None:
         datastore="etcd",
         cluster_servers=("node1", "node2", "node3"),
         token_file="/etc/rancher/k3s/token",
+        agent_secret_file="/etc/rancher/k3s/agent-token",
         settings={"node-name": "node1"},
         overrides=_LAYERS_OVERRIDES,
     )
@@ -523,14 +528,14 @@ def test_joiner_without_token_is_a_problem_and_token_rotation_restarts(tmp_path:
     }
     missing = _apply(K3S, tmp_path, **params)
     assert missing["failed"] and "token file" in missing["msg"] and "does not exist" in missing["msg"]
-    first = _apply(K3S, tmp_path, token="K10abc::server:one", **params)
+    first = _apply(K3S, tmp_path, join_token="K10abc::node:one", **params)
     assert first["changed"] and not first["token_changed"]
     assert "K10abc" not in json.dumps(first)
-    same = _apply(K3S, tmp_path, token="K10abc::server:one", **params)
+    same = _apply(K3S, tmp_path, join_token="K10abc::node:one", **params)
     assert not same["changed"] and not same["restart_required"]
-    rotated = _apply(K3S, tmp_path, token="K10abc::server:two", **params)
+    rotated = _apply(K3S, tmp_path, join_token="K10abc::node:two", **params)
     assert rotated["token_changed"] and rotated["restart_required"]
-    assert (tmp_path / "token").read_text() == "K10abc::server:two\n"
+    assert (tmp_path / "token").read_text() == "K10abc::node:two\n"
 
 
 def test_init_server_adopts_the_token_k3s_made(tmp_path: Path) -> None:
@@ -539,6 +544,63 @@ def test_init_server_adopts_the_token_k3s_made(tmp_path: Path) -> None:
     own.write_text("K10deadbeef::server:abc\n")
     _apply(K3S, tmp_path, role="server", token_file=str(tmp_path / "token"), generate_token=True)
     assert (tmp_path / "token").read_text() == "K10deadbeef::server:abc\n"
+
+
+def test_k3s_servers_derive_one_agent_secret_that_is_not_the_cluster_token(tmp_path: Path) -> None:
+    """Every K3s server writes the same agent secret (0600, in agent-token-file), derived from the cluster token it
+    holds: not the cluster token, unchanged on a re-run, changed (with a restart) when the cluster token rotates."""
+    init_dir, joiner_dir = tmp_path / "s1", tmp_path / "s2"
+    init_dir.mkdir()
+    joiner_dir.mkdir()
+    servers = {"cluster_servers": ["s1", "s2"], "server_address": "10.0.0.1", "datastore": "etcd"}
+
+    def server(where: Path, host: str, check_mode: bool = False, **params: Any) -> dict[str, Any]:
+        return _apply(
+            K3S,
+            where,
+            check_mode,
+            role="server",
+            host=host,
+            token_file=str(where / "token"),
+            agent_secret_file=str(where / "agent-token"),
+            **servers,
+            **params,
+        )
+
+    dry = server(init_dir, "s1", check_mode=True)
+    assert dry["changed"] and not (init_dir / "agent-token").exists() and not (init_dir / "token").exists()
+    assert str(init_dir / "agent-token") in [d["after_header"] for d in dry["diff"]]
+
+    first = server(init_dir, "s1")
+    cluster_token = (init_dir / "token").read_text().strip()
+    agent_secret = (init_dir / "agent-token").read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", agent_secret) and agent_secret != cluster_token
+    assert cluster_token not in agent_secret and agent_secret not in cluster_token
+    assert _mode(init_dir / "agent-token") == 0o600 and first["restart_required"]
+    assert first["config"]["agent-token-file"] == str(init_dir / "agent-token")
+    assert agent_secret not in json.dumps(first) and cluster_token not in json.dumps(first)
+
+    joined = server(joiner_dir, "s2", join_token=cluster_token)
+    assert not joined.get("failed"), joined.get("msg")
+    assert (joiner_dir / "agent-token").read_text().strip() == agent_secret
+    # The same cluster token in K3s's secure format derives the same secret (its password part is the secret).
+    assert c.agent_secret_for(f"K10{'ab' * 32}::server:{cluster_token}".encode()).decode().strip() == agent_secret
+
+    again = server(init_dir, "s1")
+    assert not again["changed"] and not again["restart_required"]
+
+    rotated = server(init_dir, "s1", token="a-rotated-cluster-token")
+    new_secret = (init_dir / "agent-token").read_text().strip()
+    assert new_secret not in (agent_secret, "a-rotated-cluster-token")
+    assert rotated["restart_required"] and rotated["changed"]
+
+    (init_dir / "agent-token").write_text("edited by hand\n")
+    mended = server(init_dir, "s1", token="a-rotated-cluster-token")
+    assert mended["restart_required"] and (init_dir / "agent-token").read_text().strip() == new_secret
+
+    agent = _apply(K3S, tmp_path, role="agent", host="a1", server_address="10.0.0.1", join_token="K10x::node:pw")
+    assert agent["agent_secret_file"] is None and "agent-token-file" not in agent["config"]
+    assert not (tmp_path / "agent-token").exists()
 
 
 def test_sqlite_to_etcd_migration_is_reported_and_etcd_to_sqlite_refused(tmp_path: Path) -> None:
@@ -620,7 +682,8 @@ def test_bad_labels_stop_before_any_file_is_written(dist: Distribution, tmp_path
 
 
 def test_which_token_a_node_writes(tmp_path: Path) -> None:
-    """K3s shares the user's token on every node; K0s uses it on the init controller only, else the join token."""
+    """K3s shares the user's token among its servers and gives agents the agent token read back from the init
+    server; K0s uses the user's token on the init controller only, else the join token."""
     k0s_worker = {"role": "worker", "host": "w1", "token": "user-token"}
     ignored = _apply(K0S, tmp_path, token_file=str(tmp_path / "wt"), **k0s_worker)
     assert ignored["failed"] and "token file" in ignored["msg"] and not (tmp_path / "wt").exists()
@@ -630,7 +693,16 @@ def test_which_token_a_node_writes(tmp_path: Path) -> None:
     assert (tmp_path / "ct").read_text() == "user-token\n" and not init.get("failed")
     k3s_agent = {"role": "agent", "host": "a1", "server_address": "s", "token_file": str(tmp_path / "kt")}
     _apply(K3S, tmp_path, token="shared-token", join_token="read-back", **k3s_agent)
-    assert (tmp_path / "kt").read_text() == "shared-token\n"
+    assert (tmp_path / "kt").read_text() == "read-back\n"
+    k3s_joiner = {
+        "role": "server",
+        "host": "s2",
+        "cluster_servers": ["s1", "s2"],
+        "server_address": "s",
+        "datastore": "etcd",
+    }
+    _apply(K3S, tmp_path, token="shared-token", join_token="read-back", token_file=str(tmp_path / "st"), **k3s_joiner)
+    assert (tmp_path / "st").read_text() == "shared-token\n"
 
 
 def test_k0s_generates_no_token(tmp_path: Path) -> None:
@@ -655,7 +727,22 @@ def test_k0s_kine_to_etcd_has_no_path(tmp_path: Path) -> None:
 
 def test_node_facts_tell_the_role_how_to_join(tmp_path: Path) -> None:
     k3s = _apply(K3S, tmp_path, role="agent", host="a1", server_address="10.0.0.1", validate_only=True)["node"]
-    assert k3s["join_token"] == {"needed": True, "read_file": "/etc/rancher/k3s/token", "create_argv": None}
+    assert k3s["join_token"] == {
+        "needed": True,
+        "read_file": "/var/lib/rancher/k3s/server/agent-token",
+        "create_argv": None,
+    }
+    joiner = _apply(
+        K3S,
+        tmp_path,
+        role="server",
+        host="s2",
+        cluster_servers=["s1", "s2"],
+        datastore="etcd",
+        server_address="s",
+        validate_only=True,
+    )
+    assert joiner["node"]["join_token"]["read_file"] == "/etc/rancher/k3s/token"
     assert k3s["unit"] == "k3s-agent.service" and k3s["env_file"] == "/etc/default/k3s-agent"
     assert k3s["server_url"] == "https://10.0.0.1:6443" and k3s["registers_node"]
     k0s = _apply(K0S, tmp_path, role="worker", host="w1", validate_only=True)["node"]
