@@ -438,6 +438,36 @@ def _chosen_token(dist: Distribution, req: ConfigRequest, params: Mapping[str, A
 RESTART_MARKER_TEXT = b"edgefleet.k8s: the unit must restart to load a changed config; removed after the restart\n"
 
 
+def _secret_file(
+    path: str,
+    content: bytes | None,
+    pending: bool,
+    value_changed: bool,
+    existed: bool,
+    check_mode: bool,
+    owner: tuple[int | None, int | None],
+    diff: list[dict[str, str]],
+) -> bool:
+    """Write one 0600 secret file (not in check mode, nor while its content is still pending); its diff says only
+    that it is written or changed, never the secret. Returns whether the file is (or would be) written."""
+    from ansible_collections.edgefleet.k8s.plugins.module_utils._common.files import atomic_write, needs_write
+
+    uid, gid = owner
+    if not pending and not needs_write(path, content or b"", 0o600, uid, gid):
+        return False
+    diff.append(
+        {
+            "before_header": path,
+            "after_header": path,
+            "before": f"{REDACTED}\n" if existed else "",
+            "after": f"{REDACTED} (changed)\n" if value_changed and existed else f"{REDACTED}\n",
+        }
+    )
+    if not check_mode and content is not None:
+        atomic_write(path, content, 0o600, uid, gid, dir_mode=0o700)
+    return True
+
+
 def apply_config(
     dist: Distribution,
     params: Mapping[str, Any],
@@ -554,32 +584,16 @@ def apply_config(
                 atomic_write(path, content, dist.config_mode, uid, gid)
         restart = effective_changed(dist, existing, plan.config)
     if req.token_file and (token_content is not None or token_pending):
-        if token_pending or needs_write(req.token_file, token_content or b"", 0o600, uid, gid):
+        existed = os.path.exists(req.token_file)
+        if _secret_file(req.token_file, token_content, token_pending, token_changed, existed, check_mode, owner, diff):
             changed = True
-            diff.append(
-                {
-                    "before_header": req.token_file,
-                    "after_header": req.token_file,
-                    "before": f"{REDACTED}\n" if os.path.exists(req.token_file) else "",
-                    "after": f"{REDACTED} (changed)\n" if token_changed else f"{REDACTED}\n",
-                }
-            )
-            if not check_mode and token_content is not None:
-                atomic_write(req.token_file, token_content, 0o600, uid, gid, dir_mode=0o700)
         restart = restart or token_changed or token_pending
     if req.agent_secret_file and (agent_content is not None or token_pending):
-        if token_pending or needs_write(req.agent_secret_file, agent_content or b"", 0o600, uid, gid):
+        existed = agent_existing is not None
+        if _secret_file(
+            req.agent_secret_file, agent_content, token_pending, agent_changed, existed, check_mode, owner, diff
+        ):
             changed = True
-            diff.append(
-                {
-                    "before_header": req.agent_secret_file,
-                    "after_header": req.agent_secret_file,
-                    "before": f"{REDACTED}\n" if agent_existing is not None else "",
-                    "after": f"{REDACTED} (changed)\n" if agent_changed and agent_existing else f"{REDACTED}\n",
-                }
-            )
-            if not check_mode and agent_content is not None:
-                atomic_write(req.agent_secret_file, agent_content, 0o600, uid, gid, dir_mode=0o700)
         restart = restart or agent_changed
     result["changed"] = changed
     result["files_changed"] = changed  # kept when a task's changed_when overrides changed (the plan step's)
