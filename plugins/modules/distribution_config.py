@@ -260,6 +260,12 @@ exec_args:
   type: list
   elements: str
   sample: [controller, --config=/etc/k0s/k0s.yaml, --single]
+exec_start:
+  description: The binary and RV(exec_args) as the unit's C(ExecStart=) value, quoted so that systemd splits it back
+    into the same arguments (an argument with white space in double quotes, C(%) and C($) doubled).
+  returned: always
+  type: str
+  sample: /usr/local/bin/k0s worker "--kubelet-extra-args=--tls-min-version=VersionTLS12 --pod-max-pids=4096"
 token_file:
   description: The token file of this node, or null where it needs none.
   returned: always

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
@@ -20,3 +21,19 @@ def did_you_mean(word: str, choices: Iterable[str], parenthesised: bool = False)
     if match is None:
         return ""
     return f" (did you mean {match!r}?)" if parenthesised else f"; did you mean {match!r}?"
+
+
+_SYSTEMD_PLAIN = re.compile(r"""[^\s"'\\;]+""")
+
+
+def systemd_command_line(argv: Sequence[str]) -> str:
+    """``argv`` as a unit's ``ExecStart=`` value that systemd splits back into the same arguments: ``%`` and ``$``
+    doubled (no specifier or variable expands), and an argument with white space, a quote, a backslash or a
+    semicolon in double quotes with its backslashes and double quotes escaped."""
+    words = []
+    for arg in argv:
+        word = arg.replace("%", "%%").replace("$", "$$")
+        if not _SYSTEMD_PLAIN.fullmatch(word):
+            word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        words.append(word)
+    return " ".join(words)

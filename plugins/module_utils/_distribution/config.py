@@ -25,7 +25,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._common.names import
     is_label_name,
     is_label_value,
 )
-from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import did_you_mean, systemd_command_line
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
     LOOSE_CERT_FIND,
@@ -498,6 +498,7 @@ def apply_config(
         "config": redacted(dist, plan.config),
         "unit": plan.unit,
         "exec_args": plan.exec_args,
+        "exec_start": systemd_command_line([dist.binary, *plan.exec_args]),
         "token_file": req.token_file,
         "agent_secret_file": req.agent_secret_file,
         "token_changed": False,

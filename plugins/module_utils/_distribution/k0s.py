@@ -16,6 +16,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
+    KUBELET_CIS_ARGS,
     TERMINATED_POD_GC_THRESHOLD,
     Distribution,
     JoinToken,
@@ -24,6 +25,13 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
     apiserver_cis_args,
     frozen,
     label_list,
+)
+
+# K0s gives the kubelet of a worker (or of a controller that works) no settings of the CIS profile by itself: they go
+# on its command line as one --kubelet-extra-args value, which k0s splits at white space into --key=value flags. The
+# same settings as K3s's kubelet-arg, and protect-kernel-defaults, which K3s sets as a key of its own.
+KUBELET_CIS_FLAG = "--kubelet-extra-args=" + " ".join(
+    f"--{arg}" for arg in (*KUBELET_CIS_ARGS, "protect-kernel-defaults=true")
 )
 
 
@@ -183,8 +191,9 @@ class K0s(Distribution):
         # K0s takes node labels on the command line only (k0s.yaml is the cluster's, not a node's): the kubelet
         # of a worker, or of a controller that also works, registers with them.
         labels = ["--labels=" + ",".join(label_list(req.labels))] if req.labels else []
+        kubelet = [KUBELET_CIS_FLAG] if req.cis else []
         if role == "agent":
-            plan.exec_args = ["worker", f"--token-file={req.token_file or self.agent_token_file}", *labels]
+            plan.exec_args = ["worker", f"--token-file={req.token_file or self.agent_token_file}", *labels, *kubelet]
             if req.overrides:
                 plan.problems.append(
                     f"{host}: {req.overrides_name}: a K0s worker has no k0s.yaml; set config on the controller"
@@ -199,7 +208,7 @@ class K0s(Distribution):
         if not req.is_init_server:
             plan.exec_args.append(f"--token-file={req.token_file or self.token_file}")
         if self.registers_node(role, plan.exec_args):
-            plan.exec_args += labels
+            plan.exec_args += [*labels, *kubelet]
 
         base: dict[str, Any] = {
             "apiVersion": k0s_schema.API_VERSION,

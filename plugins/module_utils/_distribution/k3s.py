@@ -15,9 +15,8 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.config import ConfigPlan, ConfigRequest
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     DEFAULT_API_PORT,
-    POD_MAX_PIDS,
+    KUBELET_CIS_ARGS,
     TERMINATED_POD_GC_THRESHOLD,
-    TLS12_CIPHER_SUITES,
     Distribution,
     JoinToken,
     NodeIdentity,
@@ -112,14 +111,7 @@ class K3s(Distribution):
         """The CIS settings of the K3s hardening guide (v1.29+)."""
         profile: dict[str, Any] = {
             "protect-kernel-defaults": True,
-            # tls-min-version: the cipher suites above are TLS 1.2 ones; no older protocol (CIS 4.2.12).
-            # pod-max-pids: CIS 4.2.13.
-            "kubelet-arg": [
-                "streaming-connection-idle-timeout=5m",
-                f"tls-cipher-suites={TLS12_CIPHER_SUITES}",
-                "tls-min-version=VersionTLS12",
-                f"pod-max-pids={POD_MAX_PIDS}",
-            ],
+            "kubelet-arg": list(KUBELET_CIS_ARGS),
         }
         if self.normalize_role(role) == "server":
             profile["secrets-encryption"] = True

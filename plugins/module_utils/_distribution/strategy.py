@@ -436,6 +436,15 @@ TLS12_CIPHER_SUITES = (
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
 )
 
+# The kubelet settings of the K3s hardening guide (v1.29+) and of CIS 4.2.12 and 4.2.13, as kubelet flags without
+# their dashes: K3s passes them as kubelet-arg, K0s in --kubelet-extra-args.
+KUBELET_CIS_ARGS: tuple[str, ...] = (
+    "streaming-connection-idle-timeout=5m",
+    f"tls-cipher-suites={TLS12_CIPHER_SUITES}",
+    "tls-min-version=VersionTLS12",
+    f"pod-max-pids={POD_MAX_PIDS}",
+)
+
 # kube-controller-manager's threshold of terminated pods kept before they are deleted: the K3s hardening guide's
 # value since k3s-io/docs#497 (October 2025), which raised its example of 10 as too low for real clusters.
 TERMINATED_POD_GC_THRESHOLD = 100

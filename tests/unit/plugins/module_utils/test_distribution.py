@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import re
+import shlex
 import stat
 import sys
 from collections.abc import Mapping
@@ -27,10 +28,11 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
 from ansible_collections.edgefleet.k8s.plugins.module_utils._common.merge import deep_merge, merge_layers
+from ansible_collections.edgefleet.k8s.plugins.module_utils._common.text import systemd_command_line
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import config as c
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import k3s_flags, registry
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution import module as dmodule
-from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k0s import K0S
+from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k0s import K0S, KUBELET_CIS_FLAG
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.k3s import K3S
 from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strategy import (
     ROLES,
@@ -42,6 +44,7 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
 )
 
 OWNER = (os.getuid(), os.getgid())
+K0S_KUBELET = KUBELET_CIS_FLAG
 MODULE = dmodule.MODULE_NAME
 
 
@@ -434,11 +437,11 @@ def test_k0s_controller_profile_and_args() -> None:
     assert api["encryption-provider-config"] == "/etc/k0s/cis/encryption.yaml"
     assert api["enable-admission-plugins"] == "NodeRestriction,EventRateLimit,DenyServiceExternalIPs"
     assert cfg["spec"]["controllerManager"]["extraArgs"] == {"terminated-pod-gc-threshold": "100"}
-    assert plan.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml", "--single"]
+    assert plan.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml", "--single", K0S_KUBELET]
     two = _plan(K0S, host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",))
     assert two.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml"]
     worker = _plan(K0S, host="w1", role="worker")
-    assert worker.config is None and worker.exec_args == ["worker", "--token-file=/etc/k0s/worker-token"]
+    assert worker.config is None and worker.exec_args == ["worker", "--token-file=/etc/k0s/worker-token", K0S_KUBELET]
     assert worker.unit == "k0sworker.service"
 
 
@@ -639,6 +642,39 @@ def test_k0s_string_quoting_does_not_count(tmp_path: Path) -> None:
     assert first["restart_required"] and again["changed"] and not again["restart_required"]
 
 
+def test_k0s_kubelets_get_the_kubelet_settings_of_k3s_cis_profile(tmp_path: Path) -> None:
+    """A K0s kubelet (a worker's, a working controller's) gets the kubelet flags K3s's CIS profile gives K3s's, and
+    protect-kernel-defaults, in one --kubelet-extra-args value that the unit's ExecStart keeps as one argument."""
+    k3s_kubelet = {f"--{arg}" for arg in K3S.cis_profile("agent")["kubelet-arg"]}
+    assert k3s_kubelet >= {"--tls-min-version=VersionTLS12", "--pod-max-pids=4096"}
+    worker = _apply(K0S, tmp_path, role="worker", host="w1", join_token="j")
+    (extra,) = [a for a in worker["exec_args"] if a.startswith("--kubelet-extra-args=")]
+    flags = extra.removeprefix("--kubelet-extra-args=").split()
+    assert set(flags) == k3s_kubelet | {"--protect-kernel-defaults=true"} and len(flags) == len(set(flags))
+    assert all(flag.startswith("--") and "=" in flag for flag in flags)
+    # systemd splits ExecStart as a POSIX shell splits this line (no $, %, backslash or single quote in it).
+    assert shlex.split(worker["exec_start"]) == ["/usr/local/bin/k0s", *worker["exec_args"]]
+    assert f'"{extra}"' in worker["exec_start"]
+    single = _apply(K0S, tmp_path, role="controller", cluster_servers=["node1"])
+    assert KUBELET_CIS_FLAG in single["exec_args"]
+    ha = _plan(K0S, host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",))
+    assert not any(arg.startswith("--kubelet-extra-args") for arg in ha.exec_args)
+    no_cis = _apply(K0S, tmp_path, role="worker", host="w1", join_token="j", cis=False)
+    assert not any(arg.startswith("--kubelet-extra-args") for arg in no_cis["exec_args"])
+    k3s = _apply(K3S, tmp_path, role="server", path=str(tmp_path / "k3s.yaml"))
+    assert k3s["exec_start"] == f"/usr/local/bin/k3s server --config={tmp_path / 'k3s.yaml'}"
+
+
+def test_systemd_command_line_keeps_every_argument_whole() -> None:
+    assert (
+        systemd_command_line(["/bin/k3s", "server", "--config=/etc/x.yaml"]) == "/bin/k3s server --config=/etc/x.yaml"
+    )
+    assert systemd_command_line(["/bin/x", "--a=b c"]) == '/bin/x "--a=b c"'
+    assert systemd_command_line(["/bin/x", "50%", "$HOME"]) == "/bin/x 50%% $$HOME"
+    assert systemd_command_line(["/bin/x", 'say "hi"\\']) == '/bin/x "say \\"hi\\"\\\\"'
+    assert systemd_command_line(["/bin/x", ";"]) == '/bin/x ";"'
+
+
 def test_k0s_worker_only_gets_its_token_file(tmp_path: Path) -> None:
     # A K0s worker's token is the join token made for it on the init controller (join_token).
     res = _apply(K0S, tmp_path, role="worker", host="w1", token_file=str(tmp_path / "wt"), join_token="H4sIAAAA-join")
@@ -647,7 +683,7 @@ def test_k0s_worker_only_gets_its_token_file(tmp_path: Path) -> None:
     assert _mode(tmp_path / "wt") == 0o600 and not (tmp_path / "etc").exists()
     assert (tmp_path / "wt").read_text() == "H4sIAAAA-join\n"
     assert "H4sIAAAA" not in json.dumps(res)
-    assert res["exec_args"] == ["worker", f"--token-file={tmp_path / 'wt'}"]
+    assert res["exec_args"] == ["worker", f"--token-file={tmp_path / 'wt'}", K0S_KUBELET]
 
 
 def test_k0s_nodes_that_run_a_kubelet_get_the_fleet_labels(tmp_path: Path) -> None:
@@ -655,10 +691,10 @@ def test_k0s_nodes_that_run_a_kubelet_get_the_fleet_labels(tmp_path: Path) -> No
     in the fleet's order, and a controller without a kubelet gets none. K3s has them in its config."""
     labels = {"edgefleet.io/site": "berlin-01", "edgefleet.io/wasm-spin": "true", "rack": 3}
     worker = _apply(K0S, tmp_path, role="worker", host="w1", join_token="j", labels=labels)
-    assert worker["exec_args"][-1] == "--labels=edgefleet.io/site=berlin-01,edgefleet.io/wasm-spin=true,rack=3"
+    assert worker["exec_args"][-2] == "--labels=edgefleet.io/site=berlin-01,edgefleet.io/wasm-spin=true,rack=3"
     single = _apply(K0S, tmp_path, role="controller", cluster_servers=["node1"], labels=labels)
     assert single["exec_args"][:3] == ["controller", f"--config={tmp_path / 'etc' / 'config.yaml'}", "--single"]
-    assert single["exec_args"][-1].startswith("--labels=edgefleet.io/site=berlin-01,")
+    assert single["exec_args"][-2].startswith("--labels=edgefleet.io/site=berlin-01,")
     ha = _plan(K0S, host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",), labels=labels)
     assert ha.ok and not any(arg.startswith("--labels") for arg in ha.exec_args)
     unlabelled = _apply(K0S, tmp_path, role="worker", host="w1", join_token="j", labels=labels, node_settings=False)

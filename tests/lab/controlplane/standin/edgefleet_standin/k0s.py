@@ -159,6 +159,7 @@ def controller(argv: list[str], version: str) -> int:
             labels = {"node-role.kubernetes.io/control-plane": "true"}
             labels.update(core.parse_labels(opts.get("labels", "").split(",") if opts.get("labels") else []))
             node = core.node_object(hostname, labels, [], ip, version)
+            log_kubelet_not_run(hostname, opts.get("kubelet-extra-args", ""))
             core.register_node(admin, node)
         status = {
             "Version": version, "Pid": os.getpid(), "Role": "controller" if node is None else "controller+worker",
@@ -234,6 +235,15 @@ def token_create(argv: list[str]) -> int:
     return 0
 
 
+KUBELET_NOT_RUN = "[stand-in: not run, kubelet flags K0s would pass]"
+
+
+def log_kubelet_not_run(name: str, extra_args: str) -> None:
+    """The lab has no kubelet: log the flags K0s would start one with, its --kubelet-extra-args split at white space
+    into --key=value flags as k0s splits them (a value systemd cut at a space shows up as a missing flag here)."""
+    log(f"{KUBELET_NOT_RUN} kubelet --hostname-override={name} {' '.join(extra_args.split())}".rstrip())
+
+
 def worker(argv: list[str], version: str) -> int:
     opts = _opts(argv, {"debug", "verbose"})
     raw = ""
@@ -260,6 +270,7 @@ def worker(argv: list[str], version: str) -> int:
     host = urlparse(server).hostname or ""
     ip = core.node_ip()
     log(f"k0s stand-in worker {name} joining {server} ({host})")
+    log_kubelet_not_run(name, opts.get("kubelet-extra-args", ""))
     node = core.node_object(name, labels, taints, ip, version)
     return core.run_node(Api(server, ca_pem, token=token), node)
 
