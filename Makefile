@@ -61,9 +61,12 @@ test: gates units
 ifeq ($(TEST_LANES),1)
 	@$(MAKE) --no-print-directory $(TEST_TARGETS)
 else
-	@tests/lab/lanes.sh "vm=$(MAKE) --no-print-directory -k $(VM_TEST_TARGETS)" \
+	@# The lab network outlives the lab lane while the VM lane's own lab containers use it: once every lane has
+	@# ended, lab-down removes it (and any lab node left), whether the lanes passed or not.
+	@rc=0; tests/lab/lanes.sh "vm=$(MAKE) --no-print-directory -k $(VM_TEST_TARGETS)" \
 	  "lab=nice -n $(LAB_LANE_NICE) $(MAKE) --no-print-directory $(LAB_TEST_TARGETS)" \
-	  "api=nice -n $(LAB_LANE_NICE) $(MAKE) --no-print-directory -k $(filter-out $(VM_TEST_TARGETS) $(LAB_TEST_TARGETS),$(TEST_TARGETS))"
+	  "api=nice -n $(LAB_LANE_NICE) $(MAKE) --no-print-directory -k $(filter-out $(VM_TEST_TARGETS) $(LAB_TEST_TARGETS),$(TEST_TARGETS))" \
+	  || rc=$$?; tests/lab/down.sh; exit $$rc
 endif
 	@echo "make test: all gates and tests passed"
 
