@@ -364,9 +364,9 @@ def request_from_params(dist: Distribution, params: Mapping[str, Any]) -> Config
     token_file = params.get("token_file") or None
     if token_file is None and role in ROLES and (not is_init or dist.generates_token()):
         token_file = dist.token_path(role)
-    agent_secret_file = params.get("agent_secret_file") or None
-    if agent_secret_file is None and role == "server":
-        agent_secret_file = dist.agent_secret_file or None
+    agent_secret_file = (
+        (params.get("agent_secret_file") or dist.agent_secret_file or None) if role == "server" else None
+    )
     labels: Mapping[str, Any] = (params.get("labels") or {}) if params.get("node_settings", True) else {}
     return ConfigRequest(
         labels=labels,
@@ -385,7 +385,7 @@ def request_from_params(dist: Distribution, params: Mapping[str, Any]) -> Config
         overrides_name=str(params.get("overrides_name") or "overrides"),
         path=params.get("path") or None,
         token_file=token_file,
-        agent_secret_file=agent_secret_file if role == "server" else None,
+        agent_secret_file=agent_secret_file,
         default_sa_namespaces=tuple(str(n) for n in params.get("default_sa_namespaces") or ()),
         default_sa_namespaces_name=str(params.get("default_sa_namespaces_name") or "default_sa_namespaces"),
     )
@@ -526,6 +526,7 @@ def apply_config(
     problems.extend(move_problems)
 
     token_content: bytes | None = None
+    token_existing: bytes | None = None
     token_changed = False
     token_pending = False
     if req.token_file:
@@ -546,8 +547,11 @@ def apply_config(
                     f"{dist.role_name(req.role)} needs the cluster's token (read back from the init server)"
                 )
     # A server also keeps the secret agents join with, derived from the cluster token it holds.
-    agent_content = agent_secret_for(token_content) if req.agent_secret_file and token_content else None
-    agent_existing = read_bytes(req.agent_secret_file) if agent_content is not None and req.agent_secret_file else None
+    agent_content: bytes | None = None
+    agent_existing: bytes | None = None
+    if req.agent_secret_file and token_content:
+        agent_content = agent_secret_for(token_content)
+        agent_existing = read_bytes(req.agent_secret_file)
     agent_changed = agent_content is not None and (agent_existing or b"").strip() != agent_content.strip()
     if problems:
         return _failed(module_name, problems, result["warnings"])
@@ -585,7 +589,7 @@ def apply_config(
                 atomic_write(path, content, dist.config_mode, uid, gid)
         restart = effective_changed(dist, existing, plan.config)
     if req.token_file and (token_content is not None or token_pending):
-        existed = os.path.exists(req.token_file)
+        existed = token_existing is not None
         if _secret_file(req.token_file, token_content, token_pending, token_changed, existed, check_mode, owner, diff):
             changed = True
         restart = restart or token_changed or token_pending

@@ -170,7 +170,7 @@ class K3s(Distribution):
         datastore: dict[str, Any] = {}
         if req.token_file:
             datastore["token-file"] = req.token_file
-        if role == "server" and req.agent_secret_file:
+        if req.agent_secret_file:  # set for servers only
             datastore["agent-token-file"] = req.agent_secret_file
         if role == "agent":
             datastore["server"] = req.server_url

@@ -44,7 +44,6 @@ from ansible_collections.edgefleet.k8s.plugins.module_utils._distribution.strate
 )
 
 OWNER = (os.getuid(), os.getgid())
-K0S_KUBELET = KUBELET_CIS_FLAG
 MODULE = dmodule.MODULE_NAME
 
 
@@ -437,11 +436,15 @@ def test_k0s_controller_profile_and_args() -> None:
     assert api["encryption-provider-config"] == "/etc/k0s/cis/encryption.yaml"
     assert api["enable-admission-plugins"] == "NodeRestriction,EventRateLimit,DenyServiceExternalIPs"
     assert cfg["spec"]["controllerManager"]["extraArgs"] == {"terminated-pod-gc-threshold": "100"}
-    assert plan.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml", "--single", K0S_KUBELET]
+    assert plan.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml", "--single", KUBELET_CIS_FLAG]
     two = _plan(K0S, host="c1", role="server", cluster_servers=("c1",), cluster_agents=("w1",))
     assert two.exec_args == ["controller", "--config=/etc/k0s/k0s.yaml"]
     worker = _plan(K0S, host="w1", role="worker")
-    assert worker.config is None and worker.exec_args == ["worker", "--token-file=/etc/k0s/worker-token", K0S_KUBELET]
+    assert worker.config is None and worker.exec_args == [
+        "worker",
+        "--token-file=/etc/k0s/worker-token",
+        KUBELET_CIS_FLAG,
+    ]
     assert worker.unit == "k0sworker.service"
 
 
@@ -683,7 +686,7 @@ def test_k0s_worker_only_gets_its_token_file(tmp_path: Path) -> None:
     assert _mode(tmp_path / "wt") == 0o600 and not (tmp_path / "etc").exists()
     assert (tmp_path / "wt").read_text() == "H4sIAAAA-join\n"
     assert "H4sIAAAA" not in json.dumps(res)
-    assert res["exec_args"] == ["worker", f"--token-file={tmp_path / 'wt'}", K0S_KUBELET]
+    assert res["exec_args"] == ["worker", f"--token-file={tmp_path / 'wt'}", KUBELET_CIS_FLAG]
 
 
 def test_k0s_nodes_that_run_a_kubelet_get_the_fleet_labels(tmp_path: Path) -> None:
